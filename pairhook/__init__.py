@@ -1,0 +1,25 @@
+"""pairhook: add loss terms to Ultralytics YOLO training at runtime.
+
+    handle = pairhook.install(model, regularizers={"pair_consistency": {"weight": 2.0}})
+    model.train(data="data.yaml", epochs=10)
+"""
+
+from pairhook.context import PairContext
+from pairhook.hookspecs import hookimpl, hookspec
+from pairhook.installation import ActiveRegularizer, Installation, install, uninstall
+from pairhook.plugins import get_regularizer, register, registry, unregister
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActiveRegularizer",
+    "Installation",
+    "PairContext",
+    "get_regularizer",
+    "hookimpl",
+    "hookspec",
+    "install",
+    "register",
+    "registry",
+    "uninstall",
+]

@@ -1,0 +1,142 @@
+"""The one place that knows how Ultralytics' internals differ between releases.
+
+Everything is decided by probing behaviour (the shape of ``preds``, whether loss items are a dict, whether the total
+is a vector, which attributes a criterion has), not by comparing version strings; the version is read only to refuse
+releases outside the supported range. See ``ultralytics-internals`` notes in the README for the history.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+MIN_VERSION = (8, 1, 47)
+MAX_MAJOR_MINOR = (8, 4)
+SUPPORTED = "8.1.47 to 8.4.x"
+
+
+def ultralytics_version() -> str:
+    import ultralytics
+
+    return ultralytics.__version__
+
+
+def check_supported() -> None:
+    """Raise ``RuntimeError`` naming the installed and supported releases if this Ultralytics is out of range."""
+    version = ultralytics_version()
+    parts = tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
+    if parts < MIN_VERSION or parts[:2] > MAX_MAJOR_MINOR:
+        raise RuntimeError(f"pairhook supports Ultralytics {SUPPORTED}; ultralytics {version} is installed")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model under DDP, ``torch.compile`` and distillation wrappers."""
+    while True:
+        if isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        elif isinstance(getattr(model, "module", None), nn.Module):
+            model = model.module
+        elif isinstance(getattr(model, "student_model", None), nn.Module):
+            model = model.student_model
+        else:
+            return model
+
+
+def check_task(model: nn.Module) -> None:
+    """Refuse models whose loss does not use the task-aligned assigner (classification, RT-DETR, ...)."""
+    try:
+        crit = model.init_criterion()
+    except (AttributeError, TypeError, KeyError):
+        return  # cannot build it outside a trainer on this release; the callbacks will find out
+    if not any(True for _ in assigner_slots(crit)):
+        raise ValueError(
+            f"pairhook needs a loss built on the task-aligned assigner; {type(model).__name__} uses "
+            f"{type(crit).__name__}, which has none (classification and RT-DETR are not supported)"
+        )
+
+
+def criterion_of(model: nn.Module, create: bool = True) -> Any:
+    """The model's criterion, created the way Ultralytics would create it lazily if it does not exist yet."""
+    crit = getattr(model, "criterion", None)
+    if crit is None and create:
+        crit = model.criterion = model.init_criterion()
+    return crit
+
+
+def assigner_slots(crit: Any) -> Iterator[tuple[str, Any]]:
+    """Yield ``(branch, owner)`` for every sub-criterion holding an ``assigner``.
+
+    Plain criteria yield ``("main", crit)``; end-to-end ones (YOLOv10 ``E2EDetectLoss``, YOLO26 ``E2ELoss``) yield
+    ``("one2many", ...)`` and ``("one2one", ...)``.
+    """
+    if isinstance(getattr(crit, "assigner", None), nn.Module):
+        yield "main", crit
+    for branch in ("one2many", "one2one"):
+        sub = getattr(crit, branch, None)
+        if sub is not None and isinstance(getattr(sub, "assigner", None), nn.Module):
+            yield branch, sub
+
+
+def class_logits(preds: Any, branch: str, nc: int) -> torch.Tensor:
+    """(B, A, nc) class logits, with their graph, for ``branch`` of the model's raw output ``preds``.
+
+    Handles the eval-mode ``(decoded, raw)`` tuple, the end-to-end ``{"one2many", "one2one"}`` dict, the 8.4
+    ``{"boxes", "scores", "feats"}`` dict and the older list of per-level ``(B, 4*reg_max + nc, H, W)`` maps
+    (with or without extra task outputs such as mask coefficients or angles).
+    """
+    if isinstance(preds, tuple) and len(preds) == 2 and isinstance(preds[0], torch.Tensor) and preds[0].dim() == 3:
+        if isinstance(preds[1], (dict, list, tuple)):
+            preds = preds[1]  # eval mode: (decoded predictions, raw outputs)
+    if isinstance(preds, dict) and branch in preds:
+        preds = preds[branch]
+    elif isinstance(preds, dict) and "one2many" in preds:
+        preds = preds["one2many"]
+    if isinstance(preds, dict):
+        return preds["scores"].permute(0, 2, 1)
+    feats = preds[0] if not isinstance(preds[0], torch.Tensor) else preds  # seg/pose/obb before 8.4: (feats, extra)
+    b = feats[0].shape[0]
+    return torch.cat([f.view(b, f.shape[1], -1) for f in feats], 2)[:, -nc:].permute(0, 2, 1)
+
+
+def num_classes(crit: Any) -> int:
+    return int(getattr(crit, "nc", None) or crit.one2many.nc)
+
+
+def add_terms(loss: torch.Tensor, items: Any, terms: dict[str, torch.Tensor], batch_size: int) -> tuple[Any, Any]:
+    """Add per-image terms to a criterion's ``(loss, items)`` the way Ultralytics adds its own.
+
+    The total gets ``term * batch_size``: appended to a vector total (>= 8.3.99, summed by the trainer) or added to
+    a scalar one. Items get ``term`` detached: a new key in dict items (>= 8.4.104), appended to tensor items.
+    """
+    if not terms:
+        return loss, items
+    values = torch.stack([t.to(loss.dtype) for t in terms.values()])
+    loss = torch.cat([loss, values * batch_size]) if loss.dim() else loss + values.sum() * batch_size
+    if isinstance(items, dict):
+        items = {**items, **{k: v.detach() for k, v in terms.items()}}
+    else:
+        items = torch.cat([items, values.detach().to(items.dtype)])
+    return loss, items
+
+
+def add_loss_names(trainer: Any, names: list[str]) -> None:
+    """Make tensor-item releases (< 8.4.104) label the extra items; dict-item releases derive names themselves."""
+    if not trainer.loss_names:  # dict items: names come from the first batch's keys
+        return
+    trainer.loss_names = [*[n for n in trainer.loss_names if n not in names], *names]
+    metrics = getattr(trainer, "metrics", None)
+    if isinstance(metrics, dict):
+        metrics.update({f"val/{n}": 0.0 for n in names})
+
+
+def remove_loss_names(trainer: Any, names: list[str]) -> None:
+    if trainer.loss_names:
+        trainer.loss_names = [n for n in trainer.loss_names if n not in names]
+
+
+def ema_model(trainer: Any) -> nn.Module | None:
+    """The EMA model that training-time validation computes its loss on (``None`` on ranks without one)."""
+    ema = getattr(trainer, "ema", None)
+    return getattr(ema, "ema", None)

@@ -1,0 +1,117 @@
+"""The criterion wrapper: runs Ultralytics' loss, captures the assigner, adds the regularizer terms.
+
+Both wrappers pickle and deep-copy as the object they wrap, so a checkpoint never references pairhook even on
+releases that save the criterion with the model.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from pairhook import compat
+from pairhook.context import PairContext
+
+if TYPE_CHECKING:
+    from pairhook.installation import Installation
+
+
+class AssignerCapture(nn.Module):
+    """Calls the wrapped task-aligned assigner and records its inputs and outputs for the current loss call."""
+
+    def __init__(self, inner: nn.Module, branch: str, sink: dict[str, tuple]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.branch = branch
+        self.sink = sink
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.inner(*args, **kwargs)
+        self.sink[self.branch] = (args[3], args[4], out)  # gt_labels (B,G,1), gt_bboxes (B,G,4), outputs
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("inner"), name)
+
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        return operator.itemgetter(0), ((self.inner,),)
+
+
+class PairhookCriterion:
+    """Stands in for a model's ``criterion``: same call contract, plus one loss item per active regularizer."""
+
+    _own = frozenset({"inner", "installation", "training", "branch", "_captured"})
+
+    def __init__(self, inner: Any, installation: Installation, training: bool) -> None:
+        self.inner = inner
+        self.installation = installation
+        self.training = training
+        self._captured: dict[str, tuple] = {}
+        branches = []
+        for branch, owner in compat.assigner_slots(inner):
+            if isinstance(owner.assigner, AssignerCapture):
+                owner.assigner.sink = self._captured
+            else:
+                owner.assigner = AssignerCapture(owner.assigner, branch, self._captured)
+            branches.append(branch)
+        self.branch = "one2many" if "one2many" in branches else branches[0]
+
+    def restore(self) -> Any:
+        """Put the original assigners back and return the wrapped criterion."""
+        for _, owner in compat.assigner_slots(self.inner):
+            if isinstance(owner.assigner, AssignerCapture):
+                owner.assigner = owner.assigner.inner
+        return self.inner
+
+    def __call__(self, preds: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:
+        batch, pairs = self.installation.decode_batch(batch)
+        try:
+            loss, items = self.inner(preds, batch)
+            logits = compat.class_logits(preds, self.branch, compat.num_classes(self.inner))
+            terms = self._terms(logits, batch, pairs)
+        finally:
+            self._captured.clear()  # never keep a past batch's tensors alive
+        return compat.add_terms(loss, items, terms, logits.shape[0])
+
+    def _terms(self, logits: torch.Tensor, batch: dict[str, Any], pairs: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        gt_labels, gt_bboxes, (_, target_bboxes, target_scores, fg_mask, target_gt_idx) = self._captured[self.branch]
+        if pairs is None:
+            pairs = torch.zeros(0, 3, dtype=torch.long, device=logits.device)
+        with torch.autocast(logits.device.type, enabled=False):
+            ctx = PairContext(
+                logits=logits.float(),
+                target_scores=target_scores.float(),
+                target_bboxes=target_bboxes.float(),
+                fg_mask=fg_mask.bool(),
+                target_gt_idx=target_gt_idx.long(),
+                gt_labels=gt_labels.squeeze(-1).long(),
+                gt_bboxes=gt_bboxes.float(),
+                pairs=pairs,
+                batch=batch,
+                epoch=self.installation.epoch,
+                epochs=self.installation.epochs,
+                training=self.training,
+            )
+            return {reg.loss_name: reg(ctx) for reg in self.installation.active}
+
+    def __getattr__(self, name: str) -> Any:
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Ultralytics sets attributes on its criterion (e.g. ``updates`` on resume); they belong to the inner one.
+        if name in self._own:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.inner, name, value)
+
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        return operator.itemgetter(0), ((self.inner,),)

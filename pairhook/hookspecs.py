@@ -1,0 +1,29 @@
+"""The hooks a pairhook plugin can implement, and the markers to declare them.
+
+A plugin is any module or object with functions marked ``@pairhook.hookimpl`` whose names match a spec below.
+pairhook's own regularizers (:mod:`pairhook.regularizers`) are registered through these same hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("pairhook")
+hookimpl = pluggy.HookimplMarker("pairhook")
+
+#: ``register(name, fn, loss_name=None)``, handed to :func:`pairhook_register_regularizers`.
+RegisterFn = Callable[..., None]
+
+
+@hookspec
+def pairhook_register_regularizers(register: RegisterFn) -> Optional[None]:
+    """Register regularizers by calling ``register(name, fn, loss_name=None)`` once per regularizer.
+
+    ``fn(ctx: PairContext, **options) -> torch.Tensor`` returns a 0-d tensor: the term's value for the batch,
+    before the user's ``weight``. ``name`` is what users pass to ``pairhook.install(regularizers=...)``;
+    ``loss_name`` (default ``f"{name}_loss"``) names the loss item in the progress bar and ``results.csv``
+    (``train/<loss_name>``, ``val/<loss_name>``). Keyword-only parameters of ``fn`` with defaults are its options;
+    pairhook rejects options ``fn`` does not accept at ``install()`` time.
+    """
