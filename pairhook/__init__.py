@@ -7,6 +7,7 @@
 from pairhook.context import PairContext
 from pairhook.hookspecs import hookimpl, hookspec
 from pairhook.installation import ActiveRegularizer, Installation, install, uninstall
+from pairhook.pairs import PairsError, load_pair_file
 from pairhook.plugins import get_regularizer, register, registry, unregister
 
 __version__ = "0.1.0"
@@ -15,10 +16,12 @@ __all__ = [
     "ActiveRegularizer",
     "Installation",
     "PairContext",
+    "PairsError",
     "get_regularizer",
     "hookimpl",
     "hookspec",
     "install",
+    "load_pair_file",
     "register",
     "registry",
     "uninstall",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -31,6 +31,7 @@ class PairContext:
         batch: the Ultralytics batch dict, as the criterion received it (classes decoded).
         epoch: current epoch (0-based); epochs: total epochs of the run.
         training: False when called from validation (no gradient is taken then).
+        anchor_points: (A, 2) anchor centres in network-input pixels, when pairhook built the context.
     """
 
     logits: torch.Tensor
@@ -45,6 +46,7 @@ class PairContext:
     epoch: int = 0
     epochs: int = 1
     training: bool = True
+    anchor_points: Optional[torch.Tensor] = None
 
     @property
     def num_pairs(self) -> int:

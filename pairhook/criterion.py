@@ -14,6 +14,7 @@ from torch import nn
 
 from pairhook import compat
 from pairhook.context import PairContext
+from pairhook.pairs import PAIRS_KEY
 
 if TYPE_CHECKING:
     from pairhook.installation import Installation
@@ -30,7 +31,7 @@ class AssignerCapture(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         out = self.inner(*args, **kwargs)
-        self.sink[self.branch] = (args[3], args[4], out)  # gt_labels (B,G,1), gt_bboxes (B,G,4), outputs
+        self.sink[self.branch] = (args[2], args[3], args[4], out)  # anchors (A,2) px, labels (B,G,1), boxes (B,G,4)
         return out
 
     def __getattr__(self, name: str) -> Any:
@@ -70,7 +71,7 @@ class PairhookCriterion:
         return self.inner
 
     def __call__(self, preds: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:
-        batch, pairs = self.installation.decode_batch(batch)
+        pairs = batch.get(PAIRS_KEY)
         try:
             loss, items = self.inner(preds, batch)
             logits = compat.class_logits(preds, self.branch, compat.num_classes(self.inner))
@@ -80,9 +81,9 @@ class PairhookCriterion:
         return compat.add_terms(loss, items, terms, logits.shape[0])
 
     def _terms(self, logits: torch.Tensor, batch: dict[str, Any], pairs: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        gt_labels, gt_bboxes, (_, target_bboxes, target_scores, fg_mask, target_gt_idx) = self._captured[self.branch]
-        if pairs is None:
-            pairs = torch.zeros(0, 3, dtype=torch.long, device=logits.device)
+        anchor_points, gt_labels, gt_bboxes, (_, target_bboxes, target_scores, fg_mask, target_gt_idx) = self._captured[self.branch]
+        pairs = torch.zeros(0, 3, dtype=torch.long) if pairs is None else pairs
+        pairs = pairs.to(logits.device, non_blocking=True)
         with torch.autocast(logits.device.type, enabled=False):
             ctx = PairContext(
                 logits=logits.float(),
@@ -94,6 +95,7 @@ class PairhookCriterion:
                 gt_bboxes=gt_bboxes.float(),
                 pairs=pairs,
                 batch=batch,
+                anchor_points=anchor_points,
                 epoch=self.installation.epoch,
                 epochs=self.installation.epochs,
                 training=self.training,

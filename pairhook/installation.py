@@ -18,11 +18,14 @@ import yaml
 from pairhook import compat, plugins
 from pairhook.context import PairContext
 from pairhook.criterion import PairhookCriterion
+from pairhook.pairs import PAIRS_KEY, PairCarrier, PairFile, load_pair_file, log, match_dataset, resolve_pairs_path
 
 LOGGER = logging.getLogger("pairhook")
 
 RegularizerSpec = Union[str, Sequence[str], Mapping[str, Mapping[str, Any]], None]
 DEFAULT_REGULARIZERS = "pair_consistency"
+DEFAULT_MATCH_IOU = 0.5
+CONFIG_KEYS = {"regularizers", "pairs", "match_iou"}
 
 
 @dataclass(frozen=True)
@@ -87,9 +90,9 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"cannot read pairhook config {path}: {e}") from e
     if not isinstance(cfg, dict):
         raise ValueError(f"pairhook config {path}: expected a mapping at the top level, got {type(cfg).__name__}")
-    unknown = sorted(set(cfg) - {"regularizers", "pairs"})
+    unknown = sorted(set(cfg) - CONFIG_KEYS)
     if unknown:
-        raise ValueError(f"pairhook config {path}: unknown keys {unknown}; expected 'regularizers' and/or 'pairs'")
+        raise ValueError(f"pairhook config {path}: unknown keys {unknown}; expected some of {sorted(CONFIG_KEYS)}")
     if cfg.get("pairs") is not None:
         cfg["pairs"] = str((path.parent / cfg["pairs"]).resolve())
     return cfg
@@ -98,21 +101,34 @@ def read_config(path: str | Path) -> dict[str, Any]:
 class Installation:
     """pairhook installed on one ``YOLO`` model: holds the active regularizers and the callbacks that apply them."""
 
-    EVENTS = ("on_pretrain_routine_end", "on_train_epoch_start", "on_train_batch_start", "on_train_epoch_end",
+    EVENTS = ("on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_epoch_start", "on_train_batch_start", "on_train_epoch_end",
               "on_train_end")
 
-    def __init__(self, model: Any, active: list[ActiveRegularizer], pairs: str | None = None) -> None:
+    def __init__(self, model: Any, active: list[ActiveRegularizer], pairs: str | None = None,
+                 match_iou: float = DEFAULT_MATCH_IOU) -> None:
         self._model = weakref.ref(model)
         self.active = active
         self.pairs = pairs
+        self.match_iou = match_iou
         self.epoch, self.epochs = 0, 1
+        self._pair_file: PairFile | None = None
+        self._seen_images: set[str] = set()
 
     @property
     def loss_names(self) -> list[str]:
         return [r.loss_name for r in self.active]
 
     # Callbacks -------------------------------------------------------------------------------------------------
+    def on_pretrain_routine_start(self, trainer: Any) -> None:
+        """Before any dataset (and so any loader worker) exists: route dataset building through the pair carrier."""
+        build = trainer.build_dataset
+        trainer.build_dataset = DatasetBuilder(getattr(build, "inner", build), self, trainer)
+
     def on_pretrain_routine_end(self, trainer: Any) -> None:
+        if self._pair_file is not None:
+            missing = len(self._pair_file.images - self._seen_images)
+            if missing:
+                log(f"{missing} image(s) listed in {self._pair_file.path.name} are in neither train nor val")
         compat.add_loss_names(trainer, self.loss_names)
         self.epoch, self.epochs = trainer.start_epoch, trainer.epochs
         self._wrap(compat.unwrap(trainer.model), training=True)
@@ -145,9 +161,23 @@ class Installation:
             crit = crit.restore()
         model.criterion = PairhookCriterion(crit, self, training)
 
-    def decode_batch(self, batch: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor | None]:
-        """The batch as Ultralytics' loss must see it, and the batch's pair rows (``None`` if no pairs)."""
-        return batch, None
+    def pair_file(self, path: Path) -> PairFile:
+        if self._pair_file is None or self._pair_file.path != path:
+            self._pair_file = load_pair_file(path)
+            log(f"read {self._pair_file.num_pairs} pairs on {len(self._pair_file.images)} images from {path}")
+        return self._pair_file
+
+    def attach_pairs(self, dataset: Any, mode: str, data: dict[str, Any]) -> None:
+        """Match the pair file against a freshly built dataset and put the carrier on it."""
+        path = resolve_pairs_path(self.pairs, data)
+        if path is None:
+            if mode == "train" and any(r.name in PAIR_REGULARIZERS for r in self.active):
+                log("no pair file (install(pairs=...) or 'pairs:' in the data YAML): pair terms will be 0")
+            return
+        rows, report = match_dataset(self.pair_file(path), dataset.labels, self.match_iou, mode)
+        log(report.summary())
+        self._seen_images.update(Path(lb["im_file"]).stem for lb in dataset.labels)
+        PairCarrier(dataset, rows, nc=len(data["names"])).attach(dataset)
 
     def uninstall(self) -> None:
         """Remove the callbacks from the model and restore any criterion they wrapped."""
@@ -168,6 +198,21 @@ class Installation:
         self.__dict__.update(state)
         if self._model is None:
             self._model = lambda: None
+
+
+PAIR_REGULARIZERS = ("pair_consistency", "symmetric_kl")
+
+
+class DatasetBuilder:
+    """Stands in for one trainer's ``build_dataset``: builds as before, then attaches the pair carrier."""
+
+    def __init__(self, inner: Callable[..., Any], installation: Installation, trainer: Any) -> None:
+        self.inner, self.installation, self.trainer = inner, installation, trainer
+
+    def __call__(self, img_path: str, mode: str = "train", batch: int | None = None) -> Any:
+        dataset = self.inner(img_path, mode, batch)
+        self.installation.attach_pairs(dataset, mode, self.trainer.data)
+        return dataset
 
 
 def _unwrap(model: Any) -> None:
@@ -193,6 +238,7 @@ def install(
     pairs: str | Path | None = None,
     regularizers: RegularizerSpec = DEFAULT_REGULARIZERS,
     config: str | Path | None = None,
+    match_iou: float | None = None,
 ) -> Installation:
     """Install pairhook on an ``ultralytics.YOLO`` model; call before ``model.train()``.
 
@@ -201,12 +247,14 @@ def install(
         pairs: path of a pair file (see the README). Without one, the dataset YAML's ``pairs:`` key is used if present.
         regularizers: a name, a list of names, or ``{name: {"weight": w, **options}}``.
         config: a YAML file with the same keys; an argument left at its default takes the config's value.
+        match_iou: least IoU between a pair member and its label row (default 0.5).
 
     Returns:
         The :class:`Installation`; ``handle.uninstall()`` removes it. Installing again replaces it.
 
     Raises:
         ValueError: unknown regularizer or option, bad weight, unreadable config, unsupported task.
+        PairsError: a malformed pair file (a ``ValueError``).
         RuntimeError: an Ultralytics release outside the supported range.
     """
     compat.check_supported()
@@ -217,11 +265,16 @@ def install(
         regularizers = cfg["regularizers"]
     if pairs is None:
         pairs = cfg.get("pairs")
+    match_iou = cfg.get("match_iou", DEFAULT_MATCH_IOU) if match_iou is None else match_iou
+    if isinstance(match_iou, bool) or not isinstance(match_iou, (int, float)) or not 0 < match_iou <= 1:
+        raise ValueError(f"match_iou must be a number in (0, 1], got {match_iou!r}")
     active = parse_regularizers(regularizers)
+    if pairs is not None:
+        load_pair_file(pairs)  # fail now, before anything about training starts
     if getattr(model, "model", None) is not None and hasattr(model.model, "init_criterion"):
         compat.check_task(model.model)
     uninstall(model)
-    handle = Installation(model, active, str(pairs) if pairs is not None else None)
+    handle = Installation(model, active, str(pairs) if pairs is not None else None, float(match_iou))
     for event in Installation.EVENTS:
         model.add_callback(event, getattr(handle, event))
     return handle

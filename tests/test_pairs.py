@@ -1,0 +1,187 @@
+"""Pairs end to end: pair file parsing and matching, the cls carrier, and pair identity through real training."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ultralytics import YOLO
+
+import pairhook
+from pairhook.pairs import PairsError, load_pair_file, match_dataset, pairs_from_tags
+
+
+def write(tmp_path: Path, obj, name="pairs.json") -> Path:
+    p = tmp_path / name
+    p.write_text(obj if isinstance(obj, str) else json.dumps(obj))
+    return p
+
+
+A = [0, 0.3, 0.2, 0.1, 0.1]
+B = [0, 0.3, 0.6, 0.1, 0.1]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "empty"),
+        ("{not json", "not valid JSON"),
+        ([1, 2], "top level must be a JSON object"),
+        ({"img": {"a": 1}}, "'img': expected a list of pairs"),
+        ({"img": [[A]]}, "'img' pair 0: a pair must have exactly 2 members, got 1"),
+        ({"img": [[A, B, A]]}, "exactly 2 members, got 3"),
+        ({"img": [[A, [0, 0.3, 0.6, 0.1]]]}, "member b: a member must be"),
+        ({"img": [[A, [0, "x", 0.6, 0.1, 0.1]]]}, "must be numbers"),
+        ({"img": [[A, [0, 0.3, 0.6, 0.0, 0.1]]]}, "width and height must be > 0"),
+        ({"img": [[A, [0, 1.3, 0.6, 0.1, 0.1]]]}, "normalized"),
+        ({"img": [[A, [-1, 0.3, 0.6, 0.1, 0.1]]]}, "non-negative integer"),
+        ({"img": [[A, [1, 0.3, 0.6, 0.1, 0.1]]]}, "different classes"),
+        ('{"img": [], "img": []}', "appears more than once"),
+        ({"format": "pairhook-index", "pairs": {"img": [[0, "1"]]}}, "non-negative integers"),
+    ],
+)
+def test_bad_pair_files_name_file_entry_and_problem(tmp_path, content, message):
+    path = write(tmp_path, content)
+    with pytest.raises(PairsError, match=message) as e:
+        load_pair_file(path)
+    assert str(path) in str(e.value)
+    assert isinstance(e.value, ValueError)
+
+
+def test_nan_member_rejected(tmp_path):
+    path = write(tmp_path, '{"img": [[[0, NaN, 0.2, 0.1, 0.1], [0, 0.3, 0.6, 0.1, 0.1]]]}')
+    with pytest.raises(PairsError, match="NaN or infinite"):
+        load_pair_file(path)
+
+
+def test_bad_pair_file_fails_at_install_before_training(tmp_path):
+    path = write(tmp_path, {"img": [[A, [1, 0.3, 0.6, 0.1, 0.1]]]})
+    model = YOLO("yolov8n.yaml")
+    with pytest.raises(pairhook.PairsError, match="img"):
+        pairhook.install(model, pairs=path)
+    assert getattr(model, "trainer", None) is None
+
+
+def labels(stem, rows):
+    rows = np.asarray(rows, dtype=np.float32).reshape(-1, 5)
+    return {"im_file": f"/x/{stem}.png", "cls": rows[:, :1], "bboxes": rows[:, 1:]}
+
+
+def test_match_is_by_class_and_iou_one_to_one_not_by_column(tmp_path):
+    # row 0: pair member a; row 1: same-class distractor in the same column; row 2: member b; row 3: other class
+    lb = labels("img", [[0, 0.3, 0.2, 0.1, 0.1], [0, 0.3, 0.45, 0.1, 0.1], [0, 0.3, 0.6, 0.1, 0.1],
+                        [1, 0.3, 0.6, 0.1, 0.1]])
+    pf = load_pair_file(write(tmp_path, {"img": [[A, [0, 0.302, 0.601, 0.1, 0.1]]], "absent": [[A, B]]}))
+    rows, report = match_dataset(pf, [lb], 0.5, "train")
+    assert rows == [[(0, 2)]]
+    assert (report.images, report.pairs, report.matched, report.unmatched) == (1, 1, 1, 0)
+
+
+def test_unmatched_member_is_skipped_with_reason(tmp_path):
+    lb = labels("img", [[0, 0.3, 0.2, 0.1, 0.1], [0, 0.8, 0.8, 0.1, 0.1]])
+    pf = load_pair_file(write(tmp_path, {"img": [[A, B], [A, [0, 0.8, 0.8, 0.1, 0.1]]]}))
+    rows, report = match_dataset(pf, [lb], 0.5, "train")
+    assert rows == [[]]  # pair 0: b unmatched; pair 1: a already taken (one-to-one) by pair 0's a
+    assert report.unmatched == 2 and "pair 0 member b" in report.reasons[0]
+
+
+def test_index_form(tmp_path):
+    lb = labels("img", [[0, 0.3, 0.2, 0.1, 0.1], [0, 0.3, 0.6, 0.1, 0.1], [1, 0.5, 0.5, 0.1, 0.1]])
+    pf = load_pair_file(write(tmp_path, {"format": "pairhook-index", "pairs": {"img": [[0, 1], [1, 2], [0, 9]]}}))
+    rows, report = match_dataset(pf, [lb], 0.5, "train")
+    assert rows == [[(0, 1)]] and report.unmatched == 2
+
+
+def test_pairs_from_tags_drops_duplicated_or_lonely_members():
+    tag = torch.tensor([0, 1, 2, 3, 0, 2, 1, 1, 1, 2, 4])
+    image = torch.tensor([0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 3])
+    assert pairs_from_tags(tag, image).tolist() == [[0, 1, 2], [1, 1, 0]]
+    assert pairs_from_tags(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)).shape == (0, 3)
+
+
+def original_pairs(ds):
+    """(class, w/h aspect in pixels, dy/h) of every pair in the original labels, by class."""
+    import yaml
+
+    out = defaultdict(list)
+    root = ds.root
+    pairs = json.loads(ds.pairs_json.read_text())
+    h0, w0 = 96, 128
+    for stem, plist in pairs.items():
+        for a, b in plist:
+            out[int(a[0])].append(((a[3] * w0) / (a[4] * h0), (b[2] - a[2]) / a[4]))
+    assert yaml.safe_load(ds.data_yaml.read_text())["path"] == str(root)
+    return out
+
+
+class PairChecker:
+    """A test regularizer: every pair it is handed must be one of the original pairs, geometrically."""
+
+    def __init__(self, ds, nc):
+        self.truth = original_pairs(ds)
+        self.nc = nc
+        self.batches = self.with_pairs = self.intact = self.total = 0
+        self.val_pairs = 0
+
+    @pairhook.hookimpl
+    def pairhook_register_regularizers(self, register):
+        register("check_pairs", self.check)
+
+    def check(self, ctx):
+        assert bool((ctx.batch["cls"] < self.nc).all()), "Ultralytics must see original classes"
+        assert bool((ctx.gt_labels < self.nc).all())
+        p = ctx.pairs.cpu()
+        if ctx.training:
+            self.batches += 1
+            self.with_pairs += int(len(p) > 0)
+        else:
+            self.val_pairs += len(p)
+        for b, ga, gb in p.tolist():
+            la, lb_ = int(ctx.gt_labels[b, ga]), int(ctx.gt_labels[b, gb])
+            assert la == lb_, "pair members with different classes"
+            xa1, ya1, xa2, ya2 = ctx.gt_bboxes[b, ga].tolist()
+            xb1, yb1, xb2, yb2 = ctx.gt_bboxes[b, gb].tolist()
+            wa, ha, wb, hb = xa2 - xa1, ya2 - ya1, xb2 - xb1, yb2 - yb1
+            self.total += 1
+            if abs(wa - wb) > 0.05 or abs(ha - hb) > 0.05:
+                # a member clipped by the mosaic seam or the image border: must still share its column
+                assert min(xa2, xb2) > max(xa1, xb1), "clipped pair members do not even share a column"
+                assert ctx.training, "validation never clips boxes"
+                continue
+            self.intact += 1
+            assert abs((xa1 + xa2) - (xb1 + xb2)) / 2 < 0.05, "x centres differ"
+            aspect, ratio = wa / ha, ((yb1 + yb2) - (ya1 + ya2)) / 2 / ha
+            # a column clipped by a vertical mosaic seam narrows both members alike, so the aspect can only shrink
+            assert any(aspect < a * 1.02 + 0.01 and abs(ratio - r) < 0.01 for a, r in self.truth[la]), (
+                f"pair (class {la}, aspect {aspect:.3f}, dy/h {ratio:.3f}) is not an original pair"
+            )
+        return ctx.zero()
+
+
+@pytest.mark.parametrize("aug", [dict(), dict(mixup=1.0, fliplr=0.5, copy_paste=0.5, scale=0.3)],
+                         ids=["default", "mixup-flip-copypaste"])
+def test_pair_identity_survives_training_augmentation(dataset, tmp_path, aug):
+    checker = PairChecker(dataset, nc=3)
+    pairhook.register(checker)
+    try:
+        model = YOLO("yolov8n.yaml")
+        pairhook.install(model, pairs=dataset.pairs_json, regularizers=["check_pairs", "pair_consistency"])
+
+        def use_workers(trainer):  # CPU training forces workers=0; the carrier must survive worker processes
+            trainer.args.workers = 2
+
+        model.add_callback("on_pretrain_routine_start", use_workers)
+        model.train(data=str(dataset.data_yaml), project=str(tmp_path), name="run", epochs=2, imgsz=128, batch=4,
+                    mosaic=1.0, close_mosaic=1, plots=True, verbose=False, exist_ok=True, seed=0, **aug)
+        assert model.trainer.train_loader.num_workers == 2
+    finally:
+        pairhook.unregister(checker)
+    assert checker.batches >= 8
+    assert checker.with_pairs >= 0.8 * checker.batches, "most batches must carry pairs"
+    assert checker.intact >= 0.6 * checker.total > 0
+    assert checker.val_pairs > 0, "rect validation carries pairs too"
+    assert (tmp_path / "run" / "train_batch0.jpg").exists()
