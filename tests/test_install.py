@@ -264,3 +264,19 @@ def test_wrapper_keeps_no_batch_tensors():
              "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.3]])}
     crit(model(batch["img"]), batch)
     assert crit._captured == {}
+
+
+@pytest.mark.parametrize("cfg", ["yolov10n.yaml", "yolo26n.yaml"])
+def test_other_heads_and_tasks_carry_the_term(dataset, tmp_path, const_plugin, cfg):
+    """End-to-end heads have two assigners (terms use the one-to-many branch); segmentation has its own loss."""
+    model = YOLO(cfg)
+    pairhook.install(model, regularizers={"const": {"weight": 2.0}})
+    branches = set()
+    model.add_callback("on_train_batch_end", lambda t: branches.add(t.model.criterion.branch))
+    rows = read_csv(train(model, dataset.data_yaml, tmp_path, "run", epochs=1))
+    assert rows[0]["train/const_loss"] == pytest.approx(0.5)
+    assert rows[0]["val/const_loss"] == pytest.approx(0.5)
+    crit = model.trainer.model.criterion
+    assert not isinstance(crit, PairhookCriterion), "on_train_end restores the plain criterion"
+    assert branches == {"one2many"}
+    assert all(c.logits.shape[1] == c.fg_mask.shape[1] for c in const_plugin.seen)

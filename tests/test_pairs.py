@@ -185,3 +185,42 @@ def test_pair_identity_survives_training_augmentation(dataset, tmp_path, aug):
     assert checker.intact >= 0.6 * checker.total > 0
     assert checker.val_pairs > 0, "rect validation carries pairs too"
     assert (tmp_path / "run" / "train_batch0.jpg").exists()
+
+
+class PairCounter:
+    def __init__(self):
+        self.pairs = 0
+
+    @pairhook.hookimpl
+    def pairhook_register_regularizers(self, register):
+        def count(ctx):
+            self.pairs += ctx.num_pairs
+            return ctx.zero()
+
+        register("count_pairs", count)
+
+
+@pytest.mark.parametrize("route", ["data-yaml", "config"])
+def test_pairs_from_data_yaml_or_config(dataset, tmp_path, route):
+    import yaml
+
+    data = yaml.safe_load(dataset.data_yaml.read_text())
+    kwargs = {}
+    if route == "data-yaml":
+        data["pairs"] = "pairs.json"  # relative to the dataset's path
+    else:
+        cfg = tmp_path / "pairhook.yaml"
+        cfg.write_text(yaml.safe_dump({"pairs": str(dataset.pairs_json), "regularizers": ["count_pairs"]}))
+        kwargs["config"] = cfg
+    data_yaml = tmp_path / "data.yaml"
+    data_yaml.write_text(yaml.safe_dump(data))
+    counter = PairCounter()
+    pairhook.register(counter)
+    try:
+        model = YOLO("yolov8n.yaml")
+        pairhook.install(model, regularizers="count_pairs", **kwargs)
+        model.train(data=str(data_yaml), project=str(tmp_path), name="run", epochs=1, imgsz=64, batch=8, workers=0,
+                    plots=False, verbose=False)
+    finally:
+        pairhook.unregister(counter)
+    assert counter.pairs > 0
