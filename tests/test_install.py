@@ -280,3 +280,11 @@ def test_other_heads_and_tasks_carry_the_term(dataset, tmp_path, const_plugin, c
     assert not isinstance(crit, PairhookCriterion), "on_train_end restores the plain criterion"
     assert branches == {"one2many"}
     assert all(c.logits.shape[1] == c.fg_mask.shape[1] for c in const_plugin.seen)
+
+
+@pytest.mark.parametrize("script", ["custom_regularizer.py"])
+def test_examples_run(tmp_path, script):
+    example = Path(__file__).parent.parent / "examples" / script
+    out = subprocess.run([sys.executable, str(example)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "train/fg_entropy_loss" in out.stdout and "train/pair_loss" in out.stdout
