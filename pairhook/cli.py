@@ -1,0 +1,156 @@
+"""The ``pairhook`` command: Ultralytics-style ``key=value`` arguments, e.g. ``pairhook demo epochs=3``.
+
+Values are read with ``yaml.safe_load`` (``3`` -> 3, ``true`` -> True, ``null`` -> None) and checked against the
+key's type. Ultralytics runs offline (see :mod:`pairhook.offline`) unless ``PAIRHOOK_ONLINE=1``.
+Exit codes: 0 success, 1 the command failed (bad data, pair file, ...; ``PAIRHOOK_DEBUG=1`` shows the traceback),
+2 bad command line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import yaml
+
+REQUIRED = object()  # default of a key that must be given
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its function, its keys with defaults and types, and one line of help."""
+
+    run: Callable[..., int]
+    keys: dict[str, tuple[type, Any]]  # key -> (type, default or REQUIRED)
+    help: str
+
+    def usage(self, name: str) -> str:
+        keys = " ".join(f"{k}=<{t.__name__}>" if d is REQUIRED else f"[{k}={d}]" for k, (t, d) in self.keys.items())
+        return f"usage: pairhook {name} {keys}"
+
+
+class UsageError(ValueError):
+    """A bad command line (exit code 2)."""
+
+
+def _value(text: str) -> Any:
+    if text.strip().lstrip("+-").isdigit():
+        return int(text)  # decimal: YAML 1.1 would read "010" as octal 8
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_args(args: Sequence[str], keys: dict[str, tuple[type, Any]]) -> dict[str, Any]:
+    """``["epochs=3", "out=x"]`` -> ``{"epochs": 3, "out": "x", <other keys: defaults>}``; raises UsageError."""
+    out = {k: d for k, (_, d) in keys.items()}
+    for arg in args:
+        key, sep, text = arg.partition("=")
+        key = key.strip().lstrip("-")
+        if not sep or not key:
+            raise UsageError(f"expected key=value, got {arg!r}")
+        if key not in keys:
+            raise UsageError(f"unknown key {key!r}; valid keys: {', '.join(keys)}")
+        typ, default = keys[key]
+        value = _value(text)
+        if value is None:
+            if default is not None:
+                raise UsageError(f"{key} needs a value, got {arg!r}")
+        elif typ is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise UsageError(f"{key} must be an integer, got {text!r}")
+        elif typ is str:
+            if isinstance(value, (dict, list)):
+                raise UsageError(f"{key} must be a string, got {text!r}")
+            value = text.strip()  # keep what was typed: "out=007" stays "007", "model=1.0" stays "1.0"
+        out[key] = value
+    missing = [k for k, v in out.items() if v is REQUIRED]
+    if missing:
+        raise UsageError(f"missing {', '.join(f'{k}=...' for k in missing)}")
+    return out
+
+
+def cmd_demo(**kw: Any) -> int:
+    from pairhook import demo
+
+    demo.run_demo(**kw)
+    return 0
+
+
+def cmd_inspect(**kw: Any) -> int:
+    from pairhook import inspection
+
+    result = inspection.inspect_batches(**kw)
+    print(f"pairhook inspect: {result.images} images, {result.boxes} GT boxes, {result.pairs} pairs "
+          f"({result.active_pairs} with anchors on both members)")
+    for path in result.paths:
+        print(path)
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "demo": Command(cmd_demo, {
+        "out": (str, "pairhook-demo"), "images": (int, 64), "epochs": (int, 60), "imgsz": (int, 128),
+        "model": (str, "yolov8n.yaml"), "seed": (int, 0), "regularizer": (str, "pair_consistency"),
+    }, "train a YOLO on generated paired defects without and with a pair regularizer, compare them"),
+    "inspect": Command(cmd_inspect, {
+        "data": (str, REQUIRED), "pairs": (str, None), "out": (str, "inspect"), "batches": (int, 2),
+        "imgsz": (int, 128), "batch": (int, 8), "model": (str, "yolov8n.yaml"),
+    }, "draw augmented training batches with GT boxes, pairs and each member's anchors to PNG"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: pairhook <command> [key=value ...]", "", "commands:"]
+    for name, cmd in COMMANDS.items():
+        lines += [f"  {name:<8} {cmd.help}", f"           {cmd.usage(name)[len('usage: '):]}"]
+    lines += ["  help     show this message (also: pairhook <command> help)", "",
+              "examples:", "  pairhook demo epochs=3", "  pairhook inspect data=data.yaml pairs=pairs.json batches=1",
+              "", "Ultralytics runs offline unless PAIRHOOK_ONLINE=1; PAIRHOOK_DEBUG=1 shows tracebacks."]
+    return "\n".join(lines)
+
+
+def _offline() -> None:
+    """Ultralytics' offline switches, before it is imported (an embedding process that imported it decides)."""
+    if os.environ.get("PAIRHOOK_ONLINE", "").strip().lower() in ("1", "true", "yes") or "ultralytics" in sys.modules:
+        return
+    from pairhook.offline import setup_offline
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pairhook" / "ultralytics"
+    setup_offline(os.environ.get("YOLO_CONFIG_DIR") or cache)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``pairhook`` console script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("help", "-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = args[0], args[1:]
+    cmd = COMMANDS.get(name)
+    if cmd is None:
+        print(f"pairhook: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    if any(a in ("help", "-h", "--help") for a in rest):
+        print(f"{cmd.help}\n{cmd.usage(name)}")
+        return 0
+    try:
+        kwargs = parse_args(rest, cmd.keys)
+    except UsageError as e:
+        print(f"pairhook {name}: {e}\n{cmd.usage(name)}", file=sys.stderr)
+        return 2
+    _offline()
+    try:
+        return cmd.run(**kwargs)
+    except (ValueError, OSError, RuntimeError) as e:  # bad data YAML, pair file, regularizer name, ...
+        if os.environ.get("PAIRHOOK_DEBUG", "").strip() not in ("", "0"):
+            raise
+        print(f"pairhook {name}: error: {e}\n(PAIRHOOK_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
