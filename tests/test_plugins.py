@@ -1,0 +1,95 @@
+"""The registry: in-process plugins, entry-point discovery and its off switch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import pairhook
+
+
+def make_distribution(root, name="demo_plugin", module_body=None, target="demo_plugin"):
+    """An installed-looking distribution on ``root``: a module plus a dist-info with a ``pairhook`` entry point."""
+    (root / f"{name}.py").write_text(module_body or textwrap.dedent('''
+        import pairhook
+
+        @pairhook.hookimpl
+        def pairhook_register_regularizers(register):
+            register("ep_term", lambda ctx, *, k=1.0: ctx.zero() + k, loss_name="ep_loss")
+    '''))
+    info = root / f"{name}-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(f"[pairhook]\n{name} = {target}\n")
+
+
+PROBE = """
+import pairhook
+from pairhook import plugins
+regs = plugins.registry()
+print("ep_term" in regs, regs["ep_term"].loss_name if "ep_term" in regs else None,
+      regs["ep_term"].source if "ep_term" in regs else None, "pair_consistency" in regs)
+"""
+
+
+def run_probe(path, **env):
+    base = {k: v for k, v in os.environ.items() if k != "PAIRHOOK_DISABLE_ENTRYPOINTS"}
+    env = {**base, "PYTHONPATH": os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")]), **env}
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.split("\n")[-2], out.stderr
+
+
+def test_entry_point_discovered_and_switchable(tmp_path):
+    make_distribution(tmp_path)
+    found, _ = run_probe(tmp_path)
+    assert found == "True ep_loss entry point demo_plugin (demo_plugin 1.2.3) True"
+    hidden, _ = run_probe(tmp_path, PAIRHOOK_DISABLE_ENTRYPOINTS="1")
+    assert hidden == "False None None True"
+
+
+def test_broken_entry_point_is_reported_and_the_rest_keep_working(tmp_path):
+    make_distribution(tmp_path, module_body="raise ImportError('missing dependency xyz')\n")
+    result, stderr = run_probe(tmp_path)
+    assert result == "False None None True"
+    assert "demo_plugin" in stderr and "missing dependency xyz" in stderr
+
+
+def test_register_unregister_and_get_regularizer():
+    class Plugin:
+        @pairhook.hookimpl
+        def pairhook_register_regularizers(self, register):
+            register("tmp_term", fn)
+
+    def fn(ctx):
+        return ctx.zero()
+
+    plugin = Plugin()
+    pairhook.register(plugin)
+    try:
+        assert pairhook.get_regularizer("tmp_term") is fn
+        assert pairhook.registry()["tmp_term"].loss_name == "tmp_term_loss"
+        assert pairhook.registry()["tmp_term"].source == "in-process"
+    finally:
+        pairhook.unregister(plugin)
+    with pytest.raises(KeyError, match="tmp_term.*available: pair_consistency, symmetric_kl"):
+        pairhook.get_regularizer("tmp_term")
+
+
+def test_two_plugins_claiming_one_name_is_an_error():
+    class Twin:
+        @pairhook.hookimpl
+        def pairhook_register_regularizers(self, register):
+            register("pair_consistency", lambda ctx: ctx.zero())
+
+    twin = Twin()
+    pairhook.register(twin)
+    try:
+        with pytest.raises(ValueError, match="registered twice"):
+            pairhook.registry()
+    finally:
+        pairhook.unregister(twin)
