@@ -180,7 +180,7 @@ class Installation:
         PairCarrier(dataset, rows, nc=len(data["names"])).attach(dataset)
 
     def uninstall(self) -> None:
-        """Remove the callbacks from the model and restore any criterion they wrapped."""
+        """Remove the callbacks from the model and restore any criterion, dataset builder and dataset they changed."""
         model = self._model()
         if model is not None:
             _remove_callbacks(model, self)
@@ -188,6 +188,10 @@ class Installation:
             if trainer is not None:
                 self.on_train_end(trainer)
                 compat.remove_loss_names(trainer, self.loss_names)
+                if isinstance(trainer.__dict__.get("build_dataset"), DatasetBuilder):
+                    del trainer.build_dataset
+                for loader in (getattr(trainer, "train_loader", None), getattr(trainer, "test_loader", None)):
+                    PairCarrier.detach(getattr(loader, "dataset", None))
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -258,9 +258,12 @@ class PairCarrier:
         dataset.get_image_and_label = self.get_image_and_label
         dataset.collate_fn = self.collate_fn
 
-    def detach(self, dataset: Any) -> None:
+    @staticmethod
+    def detach(dataset: Any) -> None:
+        """Give a dataset its class's own ``get_image_and_label`` and ``collate_fn`` back."""
         for name in ("get_image_and_label", "collate_fn"):
-            dataset.__dict__.pop(name, None)
+            if isinstance(getattr(getattr(dataset, name, None), "__self__", None), PairCarrier):
+                delattr(dataset, name)
 
     def get_image_and_label(self, index: int) -> dict[str, Any]:
         label = self.get(index)

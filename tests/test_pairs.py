@@ -224,3 +224,19 @@ def test_pairs_from_data_yaml_or_config(dataset, tmp_path, route):
     finally:
         pairhook.unregister(counter)
     assert counter.pairs > 0
+
+
+def test_uninstall_restores_trainer_and_datasets(dataset, tmp_path):
+    model = YOLO("yolov8n.yaml")
+    handle = pairhook.install(model, pairs=dataset.pairs_json)
+    model.train(data=str(dataset.data_yaml), project=str(tmp_path), name="run", epochs=1, imgsz=64, batch=8,
+                workers=0, plots=False, verbose=False)
+    trainer = model.trainer
+    ds = trainer.train_loader.dataset
+    assert "build_dataset" in vars(trainer) and "collate_fn" in vars(ds)
+    handle.uninstall()
+    assert "build_dataset" not in vars(trainer)
+    for loader in (trainer.train_loader, trainer.test_loader):
+        assert "collate_fn" not in vars(loader.dataset) and "get_image_and_label" not in vars(loader.dataset)
+    assert not any(isinstance(getattr(f, "__self__", None), pairhook.Installation)
+                   for fns in model.callbacks.values() for f in fns)
