@@ -25,4 +25,5 @@ __all__ = [
     "register",
     "registry",
     "uninstall",
+    "unregister",
 ]

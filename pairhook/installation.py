@@ -18,7 +18,7 @@ import yaml
 from pairhook import compat, plugins
 from pairhook.context import PairContext
 from pairhook.criterion import PairhookCriterion
-from pairhook.pairs import PAIRS_KEY, PairCarrier, PairFile, load_pair_file, log, match_dataset, resolve_pairs_path
+from pairhook.pairs import PairCarrier, PairFile, load_pair_file, log, match_dataset, resolve_pairs_path
 
 LOGGER = logging.getLogger("pairhook")
 
@@ -227,7 +227,7 @@ def _unwrap(model: Any) -> None:
 
 def _remove_callbacks(model: Any, only: Installation | None = None) -> list[Installation]:
     removed = []
-    for event, funcs in getattr(model, "callbacks", {}).items():
+    for funcs in getattr(model, "callbacks", {}).values():
         for fn in list(funcs):
             owner = getattr(fn, "__self__", None)
             if isinstance(owner, Installation) and (only is None or owner is only):

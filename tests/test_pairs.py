@@ -111,7 +111,7 @@ def original_pairs(ds):
     root = ds.root
     pairs = json.loads(ds.pairs_json.read_text())
     h0, w0 = 96, 128
-    for stem, plist in pairs.items():
+    for plist in pairs.values():
         for a, b in plist:
             out[int(a[0])].append(((a[3] * w0) / (a[4] * h0), (b[2] - a[2]) / a[4]))
     assert yaml.safe_load(ds.data_yaml.read_text())["path"] == str(root)
