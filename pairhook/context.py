@@ -71,8 +71,8 @@ class PairContext:
     def member_target_scores(self, image: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
         """(N, A) the assigner's target score for the class of GT ``gt[n]`` at every anchor of image ``image[n]``."""
         cls = self.gt_labels[image, gt]
-        ts = self.target_scores[image]  # (N, A, C)
-        return ts.gather(-1, cls.view(-1, 1, 1).expand(-1, ts.shape[1], 1)).squeeze(-1)
+        anchors = torch.arange(self.target_scores.shape[1], device=image.device)
+        return self.target_scores[image.unsqueeze(-1), anchors, cls.unsqueeze(-1)]  # never materialises (N, A, C)
 
     def member_logits(self, image: torch.Tensor, gt: torch.Tensor, anchor: str = "best") -> tuple[torch.Tensor, torch.Tensor]:
         """Class logits representing each member, in fp32, and whether the member has any anchor.
@@ -89,7 +89,8 @@ class PairContext:
             w = self.member_target_scores(image, gt).float() * mask
             w = torch.where(w.sum(-1, keepdim=True) > 0, w, mask.float())  # all scores 0: equal weights
             w = w / w.sum(-1, keepdim=True).clamp_min(1e-12)
-            probs = torch.einsum("na,nac->nc", w, self.logits[image].float().sigmoid())
+            per_image = w * (image == torch.arange(self.logits.shape[0], device=image.device).unsqueeze(-1)).unsqueeze(-1)
+            probs = torch.einsum("bna,bac->nc", per_image, self.logits.float().sigmoid())  # (B, N, A) x (B, A, C)
             eps = torch.finfo(torch.float32).eps
             return torch.logit(probs.clamp(eps, 1 - eps)), mask.any(-1)
         raise ValueError(f"anchor must be 'best' or 'mean', got {anchor!r}")

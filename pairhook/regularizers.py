@@ -28,8 +28,9 @@ def _check(ok: bool, message: str) -> None:
 def _members(ctx: PairContext, anchor: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Representative fp32 logits of members a and b, (P, C) each, and which pairs are active (P,)."""
     image, gt_a, gt_b = ctx.pairs.to(ctx.logits.device).unbind(-1)
-    za, has_a = ctx.member_logits(image, gt_a, anchor)
-    zb, has_b = ctx.member_logits(image, gt_b, anchor)
+    # one gather for both members: its backward scatters into one (B, A, C) buffer, not two
+    z, has = ctx.member_logits(torch.cat([image, image]), torch.cat([gt_a, gt_b]), anchor)
+    (za, zb), (has_a, has_b) = z.chunk(2), has.chunk(2)
     return za, zb, has_a & has_b
 
 
