@@ -91,16 +91,31 @@ def cmd_inspect(**kw: Any) -> int:
     return 0
 
 
-COMMANDS: dict[str, Command] = {
-    "demo": Command(cmd_demo, {
-        "out": (str, "pairhook-demo"), "images": (int, 64), "epochs": (int, 60), "imgsz": (int, 128),
-        "model": (str, "yolov8n.yaml"), "seed": (int, 0), "regularizer": (str, "pair_consistency"),
-    }, "train a YOLO on generated paired defects without and with a pair regularizer, compare them"),
-    "inspect": Command(cmd_inspect, {
-        "data": (str, REQUIRED), "pairs": (str, None), "out": (str, "inspect"), "batches": (int, 2),
-        "imgsz": (int, 128), "batch": (int, 8), "model": (str, "yolov8n.yaml"),
-    }, "draw augmented training batches with GT boxes, pairs and each member's anchors to PNG"),
-}
+def keys_of(fn: Callable[..., Any]) -> dict[str, tuple[type, Any]]:
+    """The command-line keys of a function: its parameters, typed by their defaults (int, else str)."""
+    import inspect
+
+    keys = {}
+    for name, p in inspect.signature(fn).parameters.items():
+        default = REQUIRED if p.default is p.empty else p.default
+        is_int = isinstance(default, int) and not isinstance(default, bool)
+        keys[name] = (int if is_int else str, str(default) if isinstance(default, Path) else default)
+    return keys
+
+
+def _commands() -> dict[str, Command]:
+    from pairhook.demo import run_demo
+    from pairhook.inspection import inspect_batches
+
+    return {
+        "demo": Command(cmd_demo, keys_of(run_demo),
+                        "train a YOLO on generated paired defects without and with a pair regularizer, compare them"),
+        "inspect": Command(cmd_inspect, keys_of(inspect_batches),
+                           "draw augmented training batches with GT boxes, pairs and each member's anchors to PNG"),
+    }
+
+
+COMMANDS: dict[str, Command] = _commands()
 
 
 def usage() -> str:

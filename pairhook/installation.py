@@ -5,7 +5,6 @@ Only callbacks on the given ``YOLO`` instance are registered; no Ultralytics cla
 
 from __future__ import annotations
 
-import logging
 import math
 import weakref
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from pairhook.context import PairContext
 from pairhook.criterion import PairhookCriterion
 from pairhook.pairs import PairCarrier, PairFile, load_pair_file, log, match_dataset, resolve_pairs_path
 
-LOGGER = logging.getLogger("pairhook")
 
 RegularizerSpec = Union[str, Sequence[str], Mapping[str, Mapping[str, Any]], None]
 DEFAULT_REGULARIZERS = "pair_consistency"
