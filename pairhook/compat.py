@@ -7,7 +7,9 @@ releases outside the supported range. See ``ultralytics-internals`` notes in the
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+import inspect
+import os
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -82,12 +84,13 @@ def assigner_slots(crit: Any) -> Iterator[tuple[str, Any]]:
 def class_logits(preds: Any, branch: str, nc: int) -> torch.Tensor:
     """(B, A, nc) class logits, with their graph, for ``branch`` of the model's raw output ``preds``.
 
-    Handles the eval-mode ``(decoded, raw)`` tuple, the end-to-end ``{"one2many", "one2one"}`` dict, the 8.4
+    Handles the eval-mode ``(decoded, raw)`` tuple (``decoded`` is ``(boxes, proto)`` for segmentation), the end-to-end ``{"one2many", "one2one"}`` dict, the 8.4
     ``{"boxes", "scores", "feats"}`` dict and the older list of per-level ``(B, 4*reg_max + nc, H, W)`` maps
     (with or without extra task outputs such as mask coefficients or angles).
     """
-    if isinstance(preds, tuple) and len(preds) == 2 and isinstance(preds[0], torch.Tensor) and preds[0].dim() == 3:
-        if isinstance(preds[1], (dict, list, tuple)):
+    if isinstance(preds, tuple) and len(preds) == 2 and isinstance(preds[1], (dict, list, tuple)):
+        decoded = preds[0][0] if isinstance(preds[0], tuple) else preds[0]  # segment: (decoded, proto)
+        if isinstance(decoded, torch.Tensor) and decoded.dim() == 3:
             preds = preds[1]  # eval mode: (decoded predictions, raw outputs)
     if isinstance(preds, dict) and branch in preds:
         preds = preds[branch]
@@ -131,6 +134,19 @@ def add_loss_names(trainer: Any, names: list[str]) -> None:
         metrics.update({f"val/{n}": 0.0 for n in names})
 
 
+def align_loss_names(trainer: Any, names: list[str]) -> None:
+    """Tensor-item releases: keep the names in step with the items the criterion really returns.
+
+    Some criteria return fewer items than the trainer has names for (8.4.0 ``v8PoseLoss`` has no ``rle_loss``);
+    Ultralytics then drops the surplus names, but with pairhook's items appended they would label the wrong values.
+    """
+    items = getattr(trainer, "loss_items", None)
+    if not trainer.loss_names or not isinstance(items, torch.Tensor) or len(trainer.loss_names) == items.numel():
+        return
+    base = [n for n in trainer.loss_names if n not in names]
+    trainer.loss_names = [*base[: items.numel() - len(names)], *names]
+
+
 def remove_loss_names(trainer: Any, names: list[str]) -> None:
     if trainer.loss_names:
         trainer.loss_names = [n for n in trainer.loss_names if n not in names]
@@ -140,3 +156,54 @@ def ema_model(trainer: Any) -> nn.Module | None:
     """The EMA model that training-time validation computes its loss on (``None`` on ranks without one)."""
     ema = getattr(trainer, "ema", None)
     return getattr(ema, "ema", None)
+
+
+def loaders(trainer: Any) -> list[tuple[Any, str]]:
+    """``(loader, mode)`` for the trainer's train and validation loaders that exist on this rank."""
+    found = [(getattr(trainer, "train_loader", None), "train"), (getattr(trainer, "test_loader", None), "val")]
+    return [(loader, mode) for loader, mode in found if getattr(loader, "dataset", None) is not None]
+
+
+def refresh_loader(loader: Any, collate_fn: Any) -> None:
+    """Give an existing loader a new ``collate_fn`` and, if its workers already started, new workers."""
+    loader.collate_fn = collate_fn
+    if getattr(loader, "iterator", None) is not None and hasattr(loader, "reset"):
+        loader.reset()  # releases before 8.4.158 start workers when the loader is built
+
+
+def callbacks_reach_workers() -> bool:
+    """True if a multi-GPU launch hands the trainer's callbacks to its worker processes (8.4.140 on)."""
+    from ultralytics.utils import dist
+
+    return "callbacks" in inspect.getsource(dist.generate_ddp_file)
+
+
+def launches_workers(trainer: Any) -> bool:
+    """True in the process that will start multi-GPU workers (several devices asked for, not a worker itself)."""
+    if "LOCAL_RANK" in os.environ:
+        return False
+    device = trainer.args.device
+    if isinstance(device, str):
+        return len([d for d in device.split(",") if d.strip()]) > 1
+    return isinstance(device, (list, tuple)) and len(device) > 1
+
+
+class TrainerRoute:
+    """Set as a model's ``_smart_load``: the trainer class it loads is passed through ``factory``."""
+
+    def __init__(self, model: Any, factory: Callable[[type], type]) -> None:
+        self.model, self.factory = model, factory
+
+    def __call__(self, key: str) -> Any:
+        loaded = type(self.model)._smart_load(self.model, key)
+        return self.factory(loaded) if key == "trainer" else loaded
+
+
+def route_trainer(model: Any, factory: Callable[[type], type]) -> None:
+    """Make ``model.train()`` build its trainer from ``factory(default trainer class)``."""
+    model._smart_load = TrainerRoute(model, factory)
+
+
+def unroute_trainer(model: Any) -> None:
+    if isinstance(model.__dict__.get("_smart_load"), TrainerRoute):
+        del model.__dict__["_smart_load"]

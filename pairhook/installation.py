@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 import torch
 import yaml
 
-from pairhook import compat, plugins
+from pairhook import compat, plugins, workers
 from pairhook.context import PairContext
 from pairhook.criterion import PairhookCriterion
 from pairhook.pairs import PairCarrier, PairFile, load_pair_file, log, match_dataset, resolve_pairs_path
@@ -99,7 +99,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
 class Installation:
     """pairhook installed on one ``YOLO`` model: holds the active regularizers and the callbacks that apply them."""
 
-    EVENTS = ("on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_epoch_start", "on_train_batch_start", "on_train_epoch_end",
+    EVENTS = ("on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_epoch_start", "on_train_batch_start",
+              "on_train_batch_end", "on_train_epoch_end",
               "on_train_end")
 
     def __init__(self, model: Any, active: list[ActiveRegularizer], pairs: str | None = None,
@@ -127,6 +128,7 @@ class Installation:
             missing = len(self._pair_file.images - self._seen_images)
             if missing:
                 log(f"{missing} image(s) listed in {self._pair_file.path.name} are in neither train nor val")
+        self._attach_late(trainer)
         compat.add_loss_names(trainer, self.loss_names)
         self.epoch, self.epochs = trainer.start_epoch, trainer.epochs
         self._wrap(compat.unwrap(trainer.model), training=True)
@@ -139,6 +141,9 @@ class Installation:
         crit = getattr(model, "criterion", None)
         if not (isinstance(crit, PairhookCriterion) and crit.installation is self):
             self._wrap(model, training=True)  # Ultralytics rebuilt or removed the criterion
+
+    def on_train_batch_end(self, trainer: Any) -> None:
+        compat.align_loss_names(trainer, self.loss_names)
 
     def on_train_epoch_end(self, trainer: Any) -> None:
         ema = compat.ema_model(trainer)
@@ -177,19 +182,37 @@ class Installation:
         self._seen_images.update(Path(lb["im_file"]).stem for lb in dataset.labels)
         PairCarrier(dataset, rows, nc=len(data["names"])).attach(dataset)
 
+    def _attach_late(self, trainer: Any) -> None:
+        """Carry pairs on datasets built without ``on_pretrain_routine_start`` (multi-GPU ranks other than 0).
+
+        Their loaders already exist, so they get the carrier's collate function and fresh workers.
+        """
+        for loader, mode in compat.loaders(trainer):
+            dataset = loader.dataset
+            if not PairCarrier.attached(dataset):
+                self.attach_pairs(dataset, mode, trainer.data)
+                if PairCarrier.attached(dataset):
+                    compat.refresh_loader(loader, dataset.collate_fn)
+
+    def register_on(self, callbacks: dict[str, list]) -> None:
+        """Add this installation's callbacks to a model's or trainer's callback lists."""
+        for event in self.EVENTS:
+            callbacks.setdefault(event, []).append(getattr(self, event))
+
     def uninstall(self) -> None:
         """Remove the callbacks from the model and restore any criterion, dataset builder and dataset they changed."""
         model = self._model()
         if model is not None:
             _remove_callbacks(model, self)
+            compat.unroute_trainer(model)
             trainer = getattr(model, "trainer", None)
             if trainer is not None:
                 self.on_train_end(trainer)
                 compat.remove_loss_names(trainer, self.loss_names)
                 if isinstance(trainer.__dict__.get("build_dataset"), DatasetBuilder):
                     del trainer.build_dataset
-                for loader in (getattr(trainer, "train_loader", None), getattr(trainer, "test_loader", None)):
-                    PairCarrier.detach(getattr(loader, "dataset", None))
+                for loader, _ in compat.loaders(trainer):
+                    PairCarrier.detach(loader.dataset)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -223,14 +246,18 @@ def _unwrap(model: Any) -> None:
         model.criterion = crit.restore()
 
 
+def installations_in(callbacks: dict[str, list]) -> list[Installation]:
+    """The distinct installations whose callbacks are in ``callbacks``, in order of appearance."""
+    found = {id(fn.__self__): fn.__self__ for funcs in callbacks.values() for fn in funcs
+             if isinstance(getattr(fn, "__self__", None), Installation)}
+    return list(found.values())
+
+
 def _remove_callbacks(model: Any, only: Installation | None = None) -> list[Installation]:
-    removed = []
-    for funcs in getattr(model, "callbacks", {}).values():
-        for fn in list(funcs):
-            owner = getattr(fn, "__self__", None)
-            if isinstance(owner, Installation) and (only is None or owner is only):
-                funcs.remove(fn)
-                removed.append(owner)
+    callbacks = getattr(model, "callbacks", {})
+    removed = [owner for owner in installations_in(callbacks) if only is None or owner is only]
+    for funcs in callbacks.values():
+        funcs[:] = [fn for fn in funcs if not any(getattr(fn, "__self__", None) is o for o in removed)]
     return removed
 
 
@@ -277,12 +304,14 @@ def install(
         compat.check_task(model.model)
     uninstall(model)
     handle = Installation(model, active, str(pairs) if pairs is not None else None, float(match_iou))
-    for event in Installation.EVENTS:
-        model.add_callback(event, getattr(handle, event))
+    handle.register_on(model.callbacks)
+    if not compat.callbacks_reach_workers():
+        compat.route_trainer(model, workers.trainer_for)  # so multi-GPU workers can rebuild the installation
     return handle
 
 
 def uninstall(model: Any) -> None:
     """Remove every pairhook installation from ``model`` (no-op if there is none)."""
-    for owner in {id(o): o for o in _remove_callbacks(model)}.values():
+    for owner in _remove_callbacks(model):
         owner.uninstall()
+    compat.unroute_trainer(model)

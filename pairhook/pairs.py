@@ -259,6 +259,10 @@ class PairCarrier:
         dataset.collate_fn = self.collate_fn
 
     @staticmethod
+    def attached(dataset: Any) -> bool:
+        return isinstance(getattr(getattr(dataset, "collate_fn", None), "__self__", None), PairCarrier)
+
+    @staticmethod
     def detach(dataset: Any) -> None:
         """Give a dataset its class's own ``get_image_and_label`` and ``collate_fn`` back."""
         for name in ("get_image_and_label", "collate_fn"):

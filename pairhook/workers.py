@@ -1,0 +1,85 @@
+"""Multi-GPU worker processes on releases that do not give them the trainer's callbacks (before 8.4.140).
+
+Ultralytics trains on several GPUs by writing a script that imports the trainer class *by module and name* and
+builds a fresh trainer in every worker process; before 8.4.140 that trainer has only the default callbacks, so a
+runtime install would silently vanish. On those releases ``install()`` makes the model build its trainer from a
+subclass defined here, named after the class it extends (``PairhookTrainer__ultralytics__models__...``), which the
+worker script can import like any other. The subclass changes nothing except:
+
+* in the process that is about to launch workers, it pickles the installations found among its callbacks to a file
+  and names the file in the ``PAIRHOOK_WORKER_STATE`` environment variable, which the workers inherit;
+* in a worker (``LOCAL_RANK`` set), it loads that file and registers the installations' callbacks.
+
+Regularizers must therefore be importable by the workers (built-ins, entry points, module-level functions).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import tempfile
+from typing import Any
+
+from pairhook import compat
+
+ENV = "PAIRHOOK_WORKER_STATE"
+PREFIX = "PairhookTrainer__"
+
+
+def trainer_for(base: type) -> type:
+    """The pairhook subclass of an Ultralytics trainer class (created once, then cached in this module)."""
+    return _subclass(f"{base.__module__}.{base.__qualname__}")
+
+
+def __getattr__(name: str) -> type:
+    # The worker script does ``from pairhook.workers import PairhookTrainer__<module>__<class>``.
+    if name.startswith(PREFIX):
+        return _subclass(name[len(PREFIX):].replace("__", "."))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _subclass(path: str) -> type:
+    name = PREFIX + path.replace(".", "__")
+    cls = globals().get(name)
+    if cls is not None:
+        return cls
+    module, _, qualname = path.rpartition(".")
+    if not module.startswith("ultralytics."):
+        raise AttributeError(f"pairhook only extends Ultralytics' own trainers, not {path}")
+    base = getattr(importlib.import_module(module), qualname)
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        base.__init__(self, *args, **kwargs)
+        if "LOCAL_RANK" in os.environ and os.environ.get(ENV):
+            adopt(self, os.environ[ENV])
+        elif compat.launches_workers(self):
+            hand_over(self)
+
+    cls = type(name, (base,), {"__init__": __init__, "__module__": __name__, "__qualname__": name})
+    globals()[name] = cls
+    return cls
+
+
+def hand_over(trainer: Any) -> str:
+    """Pickle the trainer's pairhook installations for its workers; return the file (also put in ``$ENV``)."""
+    from pairhook.installation import installations_in
+
+    found = installations_in(trainer.callbacks)
+    fd, path = tempfile.mkstemp(prefix="pairhook-workers-", suffix=".pkl")
+    with os.fdopen(fd, "wb") as f:
+        pickle.dump(found, f)
+    os.environ[ENV] = path
+    return path
+
+
+def adopt(trainer: Any, path: str) -> None:
+    """In a worker: register the callbacks of the installations handed over in ``path``."""
+    with open(path, "rb") as f:
+        try:
+            found = pickle.load(f)
+        except (AttributeError, ImportError) as e:
+            raise RuntimeError(f"pairhook: a multi-GPU worker cannot load the installed regularizers ({e}); define "
+                               "them in an importable module or register them through an entry point") from e
+    for installation in found:
+        installation.register_on(trainer.callbacks)

@@ -1,0 +1,225 @@
+"""The compat suite: what must hold on every Ultralytics release in the matrix (``.ci/matrix.yaml``).
+
+``scripts/compat_matrix.py`` runs this file once per pinned release; the full suite runs it on the newest. Each
+task and head the installed release has trains once with the real ``pair_consistency`` term on generated data
+with pairs; the tests then check the term's columns, checkpoints without pairhook, resume, and the multi-GPU
+worker path that the release uses.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import ultralytics
+import yaml
+from ultralytics import YOLO
+
+import pairhook
+from pairhook import compat
+
+TERMS = {"pair_consistency": {}, "symmetric_kl": {}, "const": {}}
+TRAIN = dict(epochs=1, imgsz=64, batch=8, workers=0, plots=False, verbose=False, exist_ok=True, seed=0)
+CFG_DIR = Path(ultralytics.__file__).parent / "cfg" / "models"
+# task -> (model yaml, file that must exist in this release for it to be tested)
+MODELS = {
+    "detect": ("yolov8n.yaml", "v8/yolov8.yaml"),
+    "segment": ("yolov8n-seg.yaml", "v8/yolov8-seg.yaml"),
+    "pose": ("yolov8n-pose.yaml", "v8/yolov8-pose.yaml"),
+    "obb": ("yolov8n-obb.yaml", "v8/yolov8-obb.yaml"),
+    "yolov10": ("yolov10n.yaml", "v10/yolov10n.yaml"),
+    "yolo26": ("yolo26n.yaml", "26/yolo26.yaml"),
+}
+AVAILABLE = [k for k, (_, f) in MODELS.items() if (CFG_DIR / f).exists()]
+BLOCK_PAIRHOOK = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "pairhook":
+            raise ImportError("pairhook is not importable here")
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_release_under_test():
+    """The matrix runner says which release it installed; make sure that is the one imported."""
+    assert ultralytics.__version__ == os.environ.get("PAIRHOOK_EXPECT_ULTRALYTICS", ultralytics.__version__)
+
+
+def task_dataset(det: Path, task: str, root: Path) -> Path:
+    """Copy a generated detection dataset as a segment / pose / obb one (same boxes, same pairs file)."""
+    if task not in ("segment", "pose", "obb"):
+        return det / "data.yaml"
+    shutil.copytree(det / "images", root / "images")
+    for src in (det / "labels").rglob("*.txt"):
+        rows = np.loadtxt(src, ndmin=2)
+        c, x, y, w, h = rows.T
+        x0, y0, x1, y1 = x - w / 2, y - h / 2, x + w / 2, y + h / 2
+        if task == "pose":  # one keypoint, visible, at the box centre
+            cols = [c, x, y, w, h, x, y, np.full_like(x, 2)]
+        else:  # box corners as a polygon (segment) or an oriented box with no rotation (obb)
+            cols = [c, x0, y0, x1, y0, x1, y1, x0, y1]
+        dst = root / "labels" / src.relative_to(det / "labels")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        np.savetxt(dst, np.stack(cols, 1), fmt=["%d"] + ["%.6f"] * (len(cols) - 1))
+    data = yaml.safe_load((det / "data.yaml").read_text())
+    data["path"] = str(root)
+    data["pairs"] = str(det / "pairs.json")
+    if task == "pose":
+        data.update(kpt_shape=[1, 3], flip_idx=[0])
+    (root / "data.yaml").write_text(yaml.safe_dump(data))
+    return root / "data.yaml"
+
+
+class Recorder:
+    """A plugin adding a constant 0.25 (exact bookkeeping check) and counting the pairs its contexts carried."""
+
+    def __init__(self) -> None:
+        self.pairs: list[torch.Tensor] = []
+
+    @pairhook.hookimpl
+    def pairhook_register_regularizers(self, register):
+        def const(ctx: pairhook.PairContext) -> torch.Tensor:
+            if ctx.training:
+                self.pairs.append(ctx.num_pairs.detach() if torch.is_tensor(ctx.num_pairs) else torch.tensor(ctx.num_pairs))
+            return ctx.zero() + 0.25
+
+        register("const", const, loss_name="const_loss")
+
+
+def read_csv(run: Path) -> list[dict[str, float]]:
+    with open(run / "results.csv") as f:
+        return [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def runs(dataset, tmp_path_factory):
+    """One tiny training per available task/head, with ``pair_consistency`` and the recorder: task -> (run, pairs)."""
+    out = {}
+    for task in AVAILABLE:
+        root = tmp_path_factory.mktemp(task)
+        data = task_dataset(dataset.root, task, root / "data")
+        recorder = Recorder()
+        pairhook.register(recorder)
+        try:
+            model = YOLO(MODELS[task][0])
+            pairhook.install(model, pairs=dataset.pairs_json, regularizers=TERMS)
+            model.train(data=str(data), project=str(root), name="run", **TRAIN)
+        finally:
+            pairhook.unregister(recorder)
+        out[task] = (root / "run", int(sum(p.sum() for p in recorder.pairs)))
+    return out
+
+
+@pytest.mark.parametrize("task", AVAILABLE)
+def test_pair_term_in_results_csv(runs, task):
+    run, pairs_seen = runs[task]
+    (row,) = read_csv(run)
+    assert pairs_seen > 0, "no pair reached the loss"
+    for split in ("train", "val"):
+        assert row[f"{split}/const_loss"] == pytest.approx(0.25), f"{split} items are misaligned"
+        for term in ("pair_loss", "skl_loss"):
+            assert math.isfinite(row[f"{split}/{term}"]) and row[f"{split}/{term}"] >= 0
+    assert row["train/skl_loss"] > 0  # pair_loss of an untrained model rounds to 0 in the CSV
+
+
+def test_checkpoints_load_without_pairhook(runs):
+    weights = [str(run / "weights" / n) for run, _ in runs.values() for n in ("last.pt", "best.pt")]
+    script = BLOCK_PAIRHOOK + f"""
+import numpy as np
+from ultralytics import YOLO
+for w in {weights!r}:
+    YOLO(w).predict(np.zeros((64, 96, 3), np.uint8), imgsz=64, verbose=False)
+print("loaded", len({weights!r}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert f"loaded {len(weights)}" in out.stdout, out.stderr[-3000:]
+
+
+def test_resume_continues_the_term(dataset, tmp_path):
+    recorder = Recorder()
+    pairhook.register(recorder)
+    try:
+        model = YOLO("yolov8n.yaml")
+        pairhook.install(model, pairs=dataset.pairs_json, regularizers=TERMS)
+
+        def interrupt(trainer):
+            raise KeyboardInterrupt("simulated interruption after the first epoch")
+
+        model.add_callback("on_fit_epoch_end", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            model.train(data=str(dataset.data_yaml), project=str(tmp_path), name="run", **{**TRAIN, "epochs": 2})
+        resumed = YOLO(str(tmp_path / "run" / "weights" / "last.pt"))
+        pairhook.install(resumed, pairs=dataset.pairs_json, regularizers=TERMS)
+        resumed.train(resume=True)
+    finally:
+        pairhook.unregister(recorder)
+    rows = read_csv(tmp_path / "run")
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(r["train/const_loss"] == pytest.approx(0.25) and r["train/skl_loss"] > 0 for r in rows)
+
+
+def test_pairs_reach_ranks_without_pretrain_routine_start(dataset, tmp_path):
+    """Multi-GPU ranks other than 0 never run ``on_pretrain_routine_start``: their loaders get the carrier late."""
+    recorder = Recorder()
+    pairhook.register(recorder)
+    try:
+        model = YOLO("yolov8n.yaml")
+        handle = pairhook.install(model, pairs=dataset.pairs_json, regularizers=TERMS)
+        model.callbacks["on_pretrain_routine_start"].remove(handle.on_pretrain_routine_start)
+        model.train(data=str(dataset.data_yaml), project=str(tmp_path), name="run", **TRAIN)
+    finally:
+        pairhook.unregister(recorder)
+    assert int(sum(p.sum() for p in recorder.pairs)) > 0
+    assert read_csv(tmp_path / "run")[0]["train/skl_loss"] > 0
+
+
+def test_multi_gpu_worker_trains_with_the_term(dataset, tmp_path, monkeypatch):
+    """Run the worker script Ultralytics generates for a multi-GPU launch, as a worker, in a fresh process.
+
+    From 8.4.140 the script unpickles the trainer's callbacks; before that it builds a fresh trainer from the class
+    it imports by name, which ``install()`` made pairhook's subclass, and that reads the hand-over file. Here the
+    launch is on the CPU (no process group), but the code path inside the worker is the one real GPUs take.
+    """
+    from ultralytics.utils.dist import generate_ddp_file
+
+    from pairhook import workers
+
+    model = YOLO("yolov8n.yaml")
+    pairhook.install(model, pairs=dataset.pairs_json, regularizers=["pair_consistency", "symmetric_kl"])
+    monkeypatch.setattr(compat, "launches_workers", lambda trainer: True)  # as if device="0,1"
+    monkeypatch.delenv(workers.ENV, raising=False)
+    scripts = []
+
+    def launch(trainer):  # stands in for BaseTrainer.train() deciding to start workers
+        trainer.callbacks["on_train_start"].remove(launch)
+        scripts.append(generate_ddp_file(trainer))
+        raise KeyboardInterrupt("the parent stops here; the worker trains")
+
+    model.add_callback("on_train_start", launch)
+    with pytest.raises(KeyboardInterrupt):
+        model.train(data=str(dataset.data_yaml), project=str(tmp_path), name="run", **TRAIN)
+    source = Path(scripts[0]).read_text()
+    if not compat.callbacks_reach_workers():
+        assert "from pairhook.workers import PairhookTrainer__" in source and os.environ.get(workers.ENV)
+    # LOCAL_RANK marks a worker; RANK stays unset, because with it Ultralytics puts the worker on cuda:RANK
+    env = {**os.environ, "LOCAL_RANK": "0",
+           "PYTHONPATH": os.pathsep.join([str(Path(pairhook.__file__).parent.parent), os.environ.get("PYTHONPATH", "")])}
+    env.pop("RANK", None)
+    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29500 + os.getpid() % 1000))
+    # a one-process gloo group, as torchrun would set up (some releases' data samplers need one)
+    worker = ("import runpy, sys, torch.distributed as dist; dist.init_process_group('gloo', rank=0, world_size=1); "
+              "runpy.run_path(sys.argv[1], run_name='__main__')")
+    out = subprocess.run([sys.executable, "-c", worker, scripts[0]], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    (row,) = read_csv(tmp_path / "run")
+    assert row["train/skl_loss"] > 0 and math.isfinite(row["train/pair_loss"])
