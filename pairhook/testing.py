@@ -22,7 +22,7 @@ TensorLike = Union[torch.Tensor, Sequence[Any]]
 
 
 def known_pairs(B: int, G: int, P: int) -> torch.Tensor:
-    """(P, 3) rows ``(image, gt_a, gt_b)``: pair ``k`` is on image ``k % B`` with members ``2j, 2j + 1``, ``j = k // B``."""
+    """(P, 3) rows ``(image, gt_a, gt_b)``: pair ``k`` on image ``k % B``, members ``2j, 2j + 1`` (``j = k // B``)."""
     k = torch.arange(P)
     j = k // B
     if P and 2 * int(j.max()) + 1 >= G:
@@ -59,7 +59,8 @@ def make_pair_context(
 
     Any of ``logits`` (B, A, C), ``assign`` (B, A) GT index or -1 for background, ``labels`` (B, G) and ``scores``
     (B, A) may be given instead; shapes are then taken from them. ``logits`` require grad (a leaf tensor passed in is
-    used as is, so its ``.grad`` can be read after ``backward()``). Other keyword arguments set :class:`PairContext` fields as they are (``training``, ``epoch``, ``batch``...).
+    used as is, so its ``.grad`` can be read after ``backward()``). Other keyword arguments set
+    :class:`PairContext` fields as they are (``training``, ``epoch``, ``batch``...).
     """
     g = torch.Generator().manual_seed(seed)
     if logits is not None:
