@@ -134,7 +134,7 @@ def _commands() -> dict[str, Command]:
                         "train a YOLO on generated paired defects without and with a pair regularizer, compare them"),
         "inspect": Command(cmd_inspect, keys_of(inspect_batches),
                            "draw augmented training batches with GT boxes, pairs and each member's anchors to PNG"),
-        "plugins": Command(cmd_plugins, {}, "list the registered regularizers: loss item, source, options and defaults"),
+        "plugins": Command(cmd_plugins, {}, "list registered regularizers: loss item, source, options with defaults"),
     }
 
 
