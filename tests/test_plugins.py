@@ -114,3 +114,14 @@ def test_in_process_plugin_trains_with_the_tiny_training_fixture(tiny_training):
     assert any(training and pairs > 0 for training, pairs in seen)  # generated data carries pairs to the term
     assert any(not training for training, _ in seen)
     assert "fixture_const" not in pairhook.registry()
+
+
+def test_pytest_plugin_import_changes_nothing():
+    """pytest imports pairhook.pytest_plugin in every project where pairhook is installed: no Ultralytics, no env."""
+    probe = ("import os, sys; before = dict(os.environ); import pairhook.pytest_plugin; "
+             "print(sorted(m for m in ('ultralytics', 'pairhook.testing', 'pairhook.synthetic') if m in sys.modules), "
+             "dict(os.environ) == before)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "PAIRHOOK_"))}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[-2] == "[] True"
