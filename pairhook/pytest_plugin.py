@@ -5,9 +5,10 @@
 * ``tiny_training``: ``tiny_training(regularizers, plugins=(), epochs=1, imgsz=64, ...)`` trains a YOLO from its
   yaml on generated data in the test's ``tmp_path``, offline, and returns the ``results.csv`` rows as dicts.
 
-pytest imports this module in every project of an environment that has pairhook, so it imports nothing heavy
-and changes nothing until a fixture is used. The entry point's name is this module's name, so a conftest that
-also lists it in ``pytest_plugins`` (or ``-p pairhook.pytest_plugin``) loads it once.
+pytest imports this module in every project of an environment that has pairhook, so it imports no Ultralytics
+(importing ``pairhook`` brings torch) and changes nothing until a fixture is used. The entry point's name is this
+module's name, so a conftest that also lists it in ``pytest_plugins`` (or ``-p pairhook.pytest_plugin``) loads it
+once.
 """
 
 from __future__ import annotations
