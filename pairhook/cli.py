@@ -91,6 +91,28 @@ def cmd_inspect(**kw: Any) -> int:
     return 0
 
 
+def plugins_table() -> str:
+    """The registered regularizers, one row each: name, loss item, where it comes from, options with defaults."""
+    import inspect
+
+    from pairhook.plugins import registry
+
+    def option(name: str, default: Any) -> str:
+        return f"{name}=<required>" if default is inspect.Parameter.empty else f"{name}={default!r}"
+
+    header = ("name", "loss item", "source", "options")
+    rows = [(r.name, r.loss_name, r.source, " ".join(option(k, d) for k, d in {"weight": 1.0, **r.options}.items()))
+            for r in sorted(registry().values(), key=lambda r: r.name)]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    lines = [header, tuple("-" * w for w in widths) + ("-" * len(header[3]),), *rows]
+    return "\n".join("  ".join(f"{c:<{w}}" for c, w in zip(line, widths)) + "  " + line[3] for line in lines)
+
+
+def cmd_plugins() -> int:
+    print(plugins_table())
+    return 0
+
+
 def keys_of(fn: Callable[..., Any]) -> dict[str, tuple[type, Any]]:
     """The command-line keys of a function: its parameters, typed by their defaults (int, else str)."""
     import inspect
@@ -112,6 +134,7 @@ def _commands() -> dict[str, Command]:
                         "train a YOLO on generated paired defects without and with a pair regularizer, compare them"),
         "inspect": Command(cmd_inspect, keys_of(inspect_batches),
                            "draw augmented training batches with GT boxes, pairs and each member's anchors to PNG"),
+        "plugins": Command(cmd_plugins, {}, "list registered regularizers: loss item, source, options with defaults"),
     }
 
 

@@ -2,6 +2,8 @@
 
 A plugin is any module or object with functions marked ``@pairhook.hookimpl`` whose names match a spec below.
 pairhook's own regularizers (:mod:`pairhook.regularizers`) are registered through these same hooks.
+Every hook has an entry in ``docs/writing-a-regularizer.md`` and a test (``tests/test_hookspecs_documented.py``
+fails otherwise).
 """
 
 from __future__ import annotations
@@ -26,4 +28,7 @@ def pairhook_register_regularizers(register: RegisterFn) -> Optional[None]:
     ``loss_name`` (default ``f"{name}_loss"``) names the loss item in the progress bar and ``results.csv``
     (``train/<loss_name>``, ``val/<loss_name>``). Keyword-only parameters of ``fn`` with defaults are its options;
     pairhook rejects options ``fn`` does not accept at ``install()`` time.
+
+    Called whenever pairhook builds its registry (``install()``, ``registry()``, ``pairhook plugins``), so it must
+    only call ``register``. Two plugins registering one ``name`` is a ``ValueError``.
     """

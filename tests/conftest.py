@@ -10,6 +10,10 @@ import pytest
 
 from pairhook.synthetic import make_dataset
 
+# The fixtures pairhook ships for plugin authors. Its `pytest11` entry point has the same name, so with pairhook
+# installed this is a no-op; from a checkout whose installed metadata predates the entry point, it loads them.
+pytest_plugins = ["pairhook.pytest_plugin"]
+
 
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory):

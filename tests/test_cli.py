@@ -79,6 +79,27 @@ def test_module_entry_point():
     assert out.returncode == 0 and "pairhook inspect" in out.stdout, out.stderr
 
 
+def test_plugins_lists_regularizers_with_source_and_options(capsys):
+    class Plugin:
+        @pairhook.hookimpl
+        def pairhook_register_regularizers(self, register):
+            register("cli_term", lambda ctx, scale, *, mode="sum", eps=1e-6: ctx.zero(), loss_name="cli_loss")
+
+    plugin = Plugin()
+    pairhook.register(plugin)
+    try:
+        assert cli.main(["plugins"]) == 0
+    finally:
+        pairhook.unregister(plugin)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["name", "loss", "item", "source", "options"]
+    rows = {line.split()[0]: line.split(None, 3)[1:] for line in lines[2:]}
+    assert rows["cli_term"] == ["cli_loss", "in-process", "weight=1.0 scale=<required> mode='sum' eps=1e-06"]
+    assert rows["pair_consistency"][:2] == ["pair_loss", "built-in"]
+    assert "tau_high=0.5" in rows["pair_consistency"][2] and "detach=None" in rows["symmetric_kl"][2]
+    assert cli.main(["plugins"]) == 0 and "cli_term" not in capsys.readouterr().out  # gone once unregistered
+
+
 # inspect ------------------------------------------------------------------------------------------------------
 def test_inspect_draws_pairs_and_cleans_up(dataset, tmp_path, monkeypatch):
     plugins_before = set(pairhook.registry())

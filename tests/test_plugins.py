@@ -93,3 +93,35 @@ def test_two_plugins_claiming_one_name_is_an_error():
             pairhook.registry()
     finally:
         pairhook.unregister(twin)
+
+
+def test_in_process_plugin_trains_with_the_tiny_training_fixture(tiny_training):
+    """The fixture plugin authors use: the term's column in results.csv, pairs reaching it, cleanup after the run."""
+    seen = []
+
+    class Plugin:
+        @pairhook.hookimpl
+        def pairhook_register_regularizers(self, register):
+            def const(ctx, *, value: float = 1.0):
+                seen.append((ctx.training, ctx.num_pairs))
+                return ctx.zero() + value
+
+            register("fixture_const", const, loss_name="fx_loss")
+
+    rows = tiny_training({"fixture_const": {"weight": 2.0, "value": 0.3}}, plugins=[Plugin()], epochs=1, imgsz=64)
+    assert len(rows) == 1
+    assert rows[0]["train/fx_loss"] == pytest.approx(0.6) and rows[0]["val/fx_loss"] == pytest.approx(0.6)
+    assert any(training and pairs > 0 for training, pairs in seen)  # generated data carries pairs to the term
+    assert any(not training for training, _ in seen)
+    assert "fixture_const" not in pairhook.registry()
+
+
+def test_pytest_plugin_import_changes_nothing():
+    """pytest imports pairhook.pytest_plugin in every project where pairhook is installed: no Ultralytics, no env."""
+    probe = ("import os, sys; before = dict(os.environ); import pairhook.pytest_plugin; "
+             "print(sorted(m for m in ('ultralytics', 'pairhook.testing', 'pairhook.synthetic') if m in sys.modules), "
+             "dict(os.environ) == before)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "PAIRHOOK_"))}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[-2] == "[] True"

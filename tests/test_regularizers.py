@@ -7,47 +7,23 @@ import math
 import pluggy
 import pytest
 import torch
-import torch.nn.functional as F
 
 from pairhook import hookspecs
 from pairhook import regularizers as builtin
 from pairhook.context import PairContext
 from pairhook.regularizers import pair_consistency, symmetric_kl
+from pairhook.testing import make_pair_context  # what the pair_context_factory fixture returns
 
 REGULARIZERS = (pair_consistency, symmetric_kl)
 
 
 def make_ctx(logits, assign, labels, pairs, scores=None) -> PairContext:
     """Context for (B, A, C) ``logits``; ``assign`` (B, A) is each anchor's GT index or -1 for background."""
-    if not isinstance(logits, torch.Tensor):
-        logits = torch.tensor(logits)
-    assign, labels = torch.as_tensor(assign), torch.as_tensor(labels)
-    B, A, C = logits.shape
-    fg = assign >= 0
-    gt_idx = assign.clamp_min(0)
-    scores = torch.ones(B, A) if scores is None else torch.as_tensor(scores, dtype=torch.float32)
-    target_scores = F.one_hot(labels.gather(1, gt_idx), C).float() * (scores * fg).unsqueeze(-1)
-    return PairContext(
-        logits=logits,
-        target_scores=target_scores,
-        target_bboxes=torch.zeros(B, A, 4),
-        fg_mask=fg,
-        target_gt_idx=gt_idx,
-        gt_labels=labels,
-        gt_bboxes=torch.zeros(B, labels.shape[1], 4),
-        pairs=torch.as_tensor(pairs, dtype=torch.long).view(-1, 3),
-    )
+    return make_pair_context(logits=logits, assign=assign, labels=labels, pairs=pairs,
+                             scores=torch.ones(torch.as_tensor(assign).shape) if scores is None else scores)
 
 
-def random_ctx(seed: int, B=3, A=10, C=4, G=4, dtype=torch.float32) -> PairContext:
-    g = torch.Generator().manual_seed(seed)
-    assign = torch.randint(-1, G, (B, A), generator=g)  # some GTs end up with no anchor
-    labels = torch.randint(C, (B, G), generator=g)
-    scores = torch.rand(B, A, generator=g)
-    logits = (torch.randn(B, A, C, generator=g) * 2.5).to(dtype).requires_grad_()
-    all_pairs = torch.tensor([(b, i, j) for b in range(B) for i in range(G) for j in range(G) if i != j])
-    pairs = all_pairs[torch.randperm(len(all_pairs), generator=g)[:8]]
-    return make_ctx(logits, assign, labels, pairs, scores)
+RANDOM = dict(B=3, A=12, C=4, G=6, pairs=8, inactive=2)  # for pair_context_factory: 6 active pairs, 2 inactive
 
 
 # --- reference: a loop over pairs, plain math in float64 ---------------------------------------------------------
@@ -126,11 +102,11 @@ SEEDS = range(8)
 
 
 @pytest.mark.parametrize("anchor", ["best", "mean"])
-def test_pair_consistency_matches_reference(anchor):
+def test_pair_consistency_matches_reference(pair_context_factory, anchor):
     opts = dict(anchor=anchor, tau_high=0.9, margin=0.05, delta=0.1, mismatch_weight=2.0)
     branches, inactive = set(), 0
     for seed in SEEDS:
-        ctx = random_ctx(seed)
+        ctx = pair_context_factory(**RANDOM, seed=seed)
         assert_value(pair_consistency(ctx, **opts), ref_pair_consistency(ctx, **opts, branches=branches))
         inactive += ctx.num_pairs - len(list(ref_pairs(ctx, anchor)))
     assert branches == {"low", "same", "mismatch"} and inactive > 0  # the seeds exercise every case
@@ -138,9 +114,9 @@ def test_pair_consistency_matches_reference(anchor):
 
 @pytest.mark.parametrize("anchor", ["best", "mean"])
 @pytest.mark.parametrize("T", [1.0, 2.5])
-def test_symmetric_kl_matches_reference(anchor, T):
+def test_symmetric_kl_matches_reference(pair_context_factory, anchor, T):
     for seed in SEEDS:
-        ctx = random_ctx(seed)
+        ctx = pair_context_factory(**RANDOM, seed=seed)
         assert_value(symmetric_kl(ctx, anchor=anchor, T=T), ref_symmetric_kl(ctx, anchor=anchor, T=T))
 
 
@@ -258,8 +234,8 @@ def test_member_without_anchor_makes_pair_inactive(fn, anchor):
 
 
 @pytest.mark.parametrize("fn", REGULARIZERS)
-def test_half_logits_give_fp32_scalar(fn):
-    value = fn(random_ctx(0, dtype=torch.half))
+def test_half_logits_give_fp32_scalar(pair_context_factory, fn):
+    value = fn(pair_context_factory(**RANDOM, dtype=torch.half))
     assert value.dtype == torch.float32 and value.ndim == 0 and torch.isfinite(value)
 
 
@@ -282,9 +258,9 @@ def test_half_logits_give_fp32_scalar(fn):
         (symmetric_kl, {"detach": True}),
     ],
 )
-def test_bad_options_raise(fn, opts):
+def test_bad_options_raise(pair_context_factory, fn, opts):
     with pytest.raises(ValueError, match=next(iter(opts))):
-        fn(random_ctx(0), **opts)
+        fn(pair_context_factory(), **opts)
 
 
 def test_plugin_registers_both_regularizers():
@@ -299,12 +275,9 @@ def test_plugin_registers_both_regularizers():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("fn", REGULARIZERS)
 @pytest.mark.parametrize("anchor", ["best", "mean"])
-def test_no_host_sync_on_cuda(fn, anchor):
-    ctx = random_ctx(1)
-    cuda = {k: getattr(ctx, k).cuda() for k in ("target_scores", "target_bboxes", "fg_mask", "target_gt_idx",
-                                                "gt_labels", "gt_bboxes", "pairs")}
-    logits = ctx.logits.detach().cuda().requires_grad_()
-    ctx = PairContext(logits=logits, **cuda)
+def test_no_host_sync_on_cuda(pair_context_factory, fn, anchor):
+    ctx = pair_context_factory(**RANDOM, seed=1, device="cuda")
+    logits = ctx.logits
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
