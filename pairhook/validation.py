@@ -125,7 +125,7 @@ def plot_pairs(csv_path: str | Path, out: str | Path | None = None) -> Path:
 
 # Standalone evaluation -------------------------------------------------------------------------------------------
 def evaluate(model: Any, data: str | Path, pairs: str | Path | None = None, *, match_iou: float = 0.5,
-             iou: float = IOU, **val_kwargs: Any) -> dict[str, float]:
+             pair_iou: float = IOU, **val_kwargs: Any) -> dict[str, float]:
     """Validate ``model`` on ``data`` and return Ultralytics' metrics plus the pair metrics.
 
     Args:
@@ -133,7 +133,7 @@ def evaluate(model: Any, data: str | Path, pairs: str | Path | None = None, *, m
         data: the data YAML; its ``val`` split (or ``split=...``) is evaluated.
         pairs: the pair file; without it, the data YAML's ``pairs:`` key.
         match_iou: least IoU between a pair member and its label row, as in ``install()``.
-        iou: least IoU between a GT member and a prediction that detects it.
+        pair_iou: least IoU between a GT member and a prediction that detects it (not NMS's ``iou``).
         val_kwargs: passed to ``model.val()`` (``imgsz``, ``batch``, ``conf``, ``device``, ...).
 
     Returns:
@@ -159,7 +159,7 @@ def evaluate(model: Any, data: str | Path, pairs: str | Path | None = None, *, m
     def make_validator(**kwargs: Any) -> Any:
         validator = compat.default_validator(yolo)(**kwargs)
         validator.build_dataset = DatasetBuilder(validator.build_dataset, holder, validator)
-        made.append((validator, attach(validator, iou)))
+        made.append((validator, attach(validator, pair_iou)))
         return validator
 
     results = compat.val_results(yolo.val(validator=make_validator, data=str(data), **val_kwargs))
