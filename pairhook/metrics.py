@@ -1,7 +1,9 @@
 """Pair-consistency metrics: does the detector find both views of a defect, call them the same, equally sure?
 
 Computed from post-NMS detections and ground truth, image by image, with no Ultralytics in sight (the validator glue
-is :mod:`pairhook.validation`). For each GT member ``g`` of a pair (box ``B_g``, class ``c_g``):
+is :mod:`pairhook.validation`). Only predictions with confidence ``>= conf`` count (default 0.25, Ultralytics'
+``predict`` default: what a deployed detector reports; validation itself keeps boxes down to 0.001 for mAP). For
+each GT member ``g`` of a pair (box ``B_g``, class ``c_g``):
 
 * its **detection** is the most confident prediction with ``IoU(B_g, pred) >= iou`` and class ``c_g``; the member
   is *detected* when there is one;
@@ -26,15 +28,18 @@ import torch
 
 KEYS = ("pairs/both_detected", "pairs/class_agree", "pairs/conf_gap", "pairs/n")
 IOU = 0.5
+CONF = 0.25
 
 
 def member_detections(gt_boxes: torch.Tensor, gt_cls: torch.Tensor, boxes: torch.Tensor, conf: torch.Tensor,
-                      cls: torch.Tensor, iou: float = IOU) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                      cls: torch.Tensor, iou: float = IOU, conf_min: float = CONF
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per GT box: confidence of its detection (``-inf`` if none), and class and confidence of its localization.
 
     Args:
         gt_boxes: ``(G, 4)`` xyxy; ``gt_cls``: ``(G,)``.
         boxes, conf, cls: ``(N, 4)`` xyxy in the same coordinates, ``(N,)``, ``(N,)`` post-NMS predictions.
+        iou, conf_min: least IoU with the GT box and least confidence of a prediction that counts.
 
     Returns:
         ``det_conf (G,)``, ``loc_cls (G,)`` (-1 if not localized), ``loc_conf (G,)`` (``-inf`` if not localized).
@@ -45,7 +50,7 @@ def member_detections(gt_boxes: torch.Tensor, gt_cls: torch.Tensor, boxes: torch
     if boxes.shape[0] == 0 or g == 0:
         none = torch.full((g,), -math.inf, device=gt_boxes.device)
         return none, torch.full((g,), -1, dtype=torch.long, device=gt_boxes.device), none.clone()
-    near = box_iou(gt_boxes.float(), boxes.float()) >= iou  # (G, N)
+    near = (box_iou(gt_boxes.float(), boxes.float()) >= iou) & (conf >= conf_min)[None]  # (G, N)
     c = conf.float().expand(g, -1)
     right = near & (cls.long()[None] == gt_cls.long()[:, None])
     det_conf = torch.where(right, c, -math.inf).amax(1)
@@ -60,8 +65,8 @@ class PairMetrics:
     Counts stay on the tensors' device until :meth:`compute`, so :meth:`update` never waits for the device.
     """
 
-    def __init__(self, iou: float = IOU) -> None:
-        self.iou = iou
+    def __init__(self, iou: float = IOU, conf: float = CONF) -> None:
+        self.iou, self.conf = iou, conf
         self.reset()
 
     def reset(self) -> None:
@@ -73,7 +78,7 @@ class PairMetrics:
         """Add one image: GT ``(G, 4)`` xyxy and ``(G,)`` classes, ``pairs (P, 2)`` GT indices, predictions."""
         if pairs.shape[0] == 0:
             return
-        det, loc_cls, _ = member_detections(gt_boxes, gt_cls, boxes, conf, cls, self.iou)
+        det, loc_cls, _ = member_detections(gt_boxes, gt_cls, boxes, conf, cls, self.iou, self.conf)
         a, b = pairs[:, 0].long(), pairs[:, 1].long()
         both = (det[a] > -math.inf) & (det[b] > -math.inf)
         localized = (loc_cls[a] >= 0) & (loc_cls[b] >= 0)
@@ -93,9 +98,9 @@ class PairMetrics:
         return dict(zip(KEYS, (ratio(both, n), ratio(agree, localized), ratio(gap, both), float(n))))
 
 
-def pair_metrics(images: list[dict[str, torch.Tensor]], iou: float = IOU) -> dict[str, float]:
+def pair_metrics(images: list[dict[str, torch.Tensor]], iou: float = IOU, conf: float = CONF) -> dict[str, float]:
     """The metrics over a list of images, each a dict with ``gt_boxes, gt_cls, pairs, boxes, conf, cls``."""
-    acc = PairMetrics(iou)
+    acc = PairMetrics(iou, conf)
     for im in images:
         acc.update(im["gt_boxes"], im["gt_cls"], im["pairs"], im["boxes"], im["conf"], im["cls"])
     return acc.compute()

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from pairhook import compat
-from pairhook.metrics import IOU, KEYS, PairMetrics, format_metrics
+from pairhook.metrics import CONF, IOU, KEYS, PairMetrics, format_metrics
 from pairhook.pairs import PAIRS_KEY, PairCarrier, log
 
 ATTR = "_pairhook_metrics"  # validator instance attribute holding its PairValidation
@@ -26,8 +26,8 @@ PLOT = "pairs.png"
 class PairValidation:
     """Collects pair metrics from one validator's post-NMS predictions; the last result is in :attr:`last`."""
 
-    def __init__(self, iou: float = IOU) -> None:
-        self.metrics = PairMetrics(iou)
+    def __init__(self, iou: float = IOU, conf: float = CONF) -> None:
+        self.metrics = PairMetrics(iou, conf)
         self.last: dict[str, float] | None = None
 
     def update(self, preds: Any, batch: dict[str, Any]) -> None:
@@ -54,13 +54,13 @@ def carries_pairs(dataset: Any) -> bool:
     return isinstance(getattr(getattr(dataset, "collate_fn", None), "__self__", None), PairCarrier)
 
 
-def attach(validator: Any, iou: float = IOU) -> PairValidation:
+def attach(validator: Any, iou: float = IOU, conf: float = CONF) -> PairValidation:
     """Collect pair metrics in ``validator`` (idempotent: a second call resets and returns the same collector)."""
     existing = validator.__dict__.get(ATTR)
     if existing is not None:
         existing.metrics.reset()
         return existing
-    collector = PairValidation(iou)
+    collector = PairValidation(iou, conf)
     compat.hook_validator(validator, collector.update, collector.stats)
     setattr(validator, ATTR, collector)
     return collector
@@ -125,7 +125,7 @@ def plot_pairs(csv_path: str | Path, out: str | Path | None = None) -> Path:
 
 # Standalone evaluation -------------------------------------------------------------------------------------------
 def evaluate(model: Any, data: str | Path, pairs: str | Path | None = None, *, match_iou: float = 0.5,
-             pair_iou: float = IOU, **val_kwargs: Any) -> dict[str, float]:
+             pair_iou: float = IOU, pair_conf: float = CONF, **val_kwargs: Any) -> dict[str, float]:
     """Validate ``model`` on ``data`` and return Ultralytics' metrics plus the pair metrics.
 
     Args:
@@ -134,6 +134,8 @@ def evaluate(model: Any, data: str | Path, pairs: str | Path | None = None, *, m
         pairs: the pair file; without it, the data YAML's ``pairs:`` key.
         match_iou: least IoU between a pair member and its label row, as in ``install()``.
         pair_iou: least IoU between a GT member and a prediction that detects it (not NMS's ``iou``).
+        pair_conf: least confidence of a prediction that counts for the pair metrics (not the validator's ``conf``,
+            which also sets mAP's operating range).
         val_kwargs: passed to ``model.val()`` (``imgsz``, ``batch``, ``conf``, ``device``, ...).
 
     Returns:
@@ -159,7 +161,7 @@ def evaluate(model: Any, data: str | Path, pairs: str | Path | None = None, *, m
     def make_validator(**kwargs: Any) -> Any:
         validator = compat.default_validator(yolo)(**kwargs)
         validator.build_dataset = DatasetBuilder(validator.build_dataset, holder, validator)
-        made.append((validator, attach(validator, pair_iou)))
+        made.append((validator, attach(validator, pair_iou, pair_conf)))
         return validator
 
     results = compat.val_results(yolo.val(validator=make_validator, data=str(data), **val_kwargs))

@@ -21,7 +21,7 @@ PAIRS = torch.tensor([[0, 1], [2, 3], [4, 5]])
 PRED = torch.tensor([
     # x1, y1, x2, y2, conf, cls
     [0, 0, 10, 10, 0.9, 0],
-    [0, 0, 10, 10, 0.2, 1],     # a weaker other-class box on member 0: neither its detection nor its localization
+    [0, 0, 10, 10, 0.1, 1],     # a weaker other-class box on member 0 (and below the default conf of 0.25)
     [0, 51, 10, 61, 0.6, 0],    # IoU 0.82 with member 1
     [0, 50, 10, 60, 0.3, 0],    # a weaker duplicate: member 1's detection stays the 0.6 box
     [20, 0, 30, 10, 0.8, 1],
@@ -56,6 +56,15 @@ def test_iou_threshold_is_applied():
     m = pair_metrics([image()], iou=0.9)  # the 0.82-IoU box no longer counts: member 1's detection is the 0.3 one
     assert m["pairs/both_detected"] == pytest.approx(2 / 3)
     assert m["pairs/conf_gap"] == pytest.approx((0.6 + 0.2) / 2)
+
+
+def test_confidence_threshold_is_applied():
+    assert pair_metrics([image()], conf=0.0) == pytest.approx(pair_metrics([image()]))  # nothing between 0 and 0.25
+    m = pair_metrics([image()], conf=0.55)  # member 5's right-class box (0.5) no longer counts
+    assert m["pairs/both_detected"] == pytest.approx(1 / 3)
+    assert m["pairs/class_agree"] == pytest.approx(1 / 2)
+    assert m["pairs/conf_gap"] == pytest.approx(0.3)
+    assert pair_metrics([image()], conf=0.99)["pairs/both_detected"] == 0
 
 
 def test_accumulates_over_images():
