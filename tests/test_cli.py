@@ -235,3 +235,19 @@ def test_evaluate_keeps_an_installation(trained, dataset, tmp_path):
     assert result["pairs/n"] == val_pairs(dataset)  # counted once although the installation watches val too
     assert pairhook_callbacks(model) == before and before
     handle.uninstall()
+
+
+def test_pair_columns_stay_aligned_when_validation_is_skipped(dataset, tmp_path):
+    """val=False: Ultralytics validates only the last epoch; earlier rows carry NaN in the pair columns."""
+    from ultralytics import YOLO
+
+    model = YOLO("yolov8n.yaml")
+    pairhook.install(model, pairs=dataset.pairs_json)
+    model.train(data=str(dataset.data_yaml), epochs=2, imgsz=64, batch=8, workers=0, project=str(tmp_path),
+                name="run", plots=False, val=False)
+    with open(tmp_path / "run" / "results.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert all(len(row) == len(header) for row in rows) and len(rows) == 2
+    first, last = ({k.strip(): float(v) for k, v in zip(header, row)} for row in rows)
+    assert math.isnan(first["pairs/n"]) and last["pairs/n"] == val_pairs(dataset)
+    assert "_pairhook_metrics" not in vars(model.trainer.validator)  # the validator is left as Ultralytics made it
