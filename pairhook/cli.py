@@ -123,7 +123,7 @@ def cmd_train(model: str, data: str, pairs: str | None = None, regularizers: str
 
     names = regularizers if regularizers is None else [r.strip() for r in str(regularizers).split(",") if r.strip()]
     if names is not None and len(names) == 1:
-        names = names[0]  # the default spelling, so a config file's regularizers still apply
+        names = names[0]  # as a plain name, install() lets a config file override the default one
     yolo = YOLO(model)
     install(yolo, pairs=pairs, regularizers=names, config=config)
     yolo.train(data=data, **train_kwargs)

@@ -84,8 +84,8 @@ class PairMetrics:
         localized = (loc_cls[a] >= 0) & (loc_cls[b] >= 0)
         agree = localized & (loc_cls[a] == loc_cls[b])
         gap = torch.where(both, (det[a] - det[b]).abs(), 0.0)
-        counts = torch.stack([torch.tensor(float(len(a)), device=gap.device), both.sum().double(),
-                              localized.sum().double(), agree.sum().double(), gap.sum().double()]).double()
+        sums = torch.stack([both.sum(), localized.sum(), agree.sum()]).double()
+        counts = torch.cat([sums.new_tensor([len(a)]), sums, gap.sum().double()[None]])
         self.counts = counts if self.counts is None else self.counts + counts.to(self.counts.device)
 
     def compute(self) -> dict[str, float]:
