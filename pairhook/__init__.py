@@ -5,18 +5,23 @@
 """
 
 from pairhook.context import PairContext
+from pairhook.discover import DiscoveryResult, discover
 from pairhook.hookspecs import hookimpl, hookspec
 from pairhook.installation import ActiveRegularizer, Installation, install, uninstall
 from pairhook.pairs import PairsError, load_pair_file
 from pairhook.plugins import get_regularizer, register, registry, unregister
+from pairhook.validation import evaluate
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActiveRegularizer",
+    "DiscoveryResult",
     "Installation",
     "PairContext",
     "PairsError",
+    "discover",
+    "evaluate",
     "get_regularizer",
     "hookimpl",
     "hookspec",

@@ -26,10 +26,12 @@ class Command:
     run: Callable[..., int]
     keys: dict[str, tuple[type, Any]]  # key -> (type, default or REQUIRED)
     help: str
+    passthrough: str = ""  # names what takes every other key=value, e.g. "yolo train" (Ultralytics' parsing)
 
     def usage(self, name: str) -> str:
         keys = " ".join(f"{k}=<{t.__name__}>" if d is REQUIRED else f"[{k}={d}]" for k, (t, d) in self.keys.items())
-        return f"usage: pairhook {name} {keys}"
+        more = f" [any {self.passthrough} key=value ...]" if self.passthrough else ""
+        return f"usage: pairhook {name} {keys}{more}"
 
 
 class UsageError(ValueError):
@@ -62,6 +64,10 @@ def parse_args(args: Sequence[str], keys: dict[str, tuple[type, Any]]) -> dict[s
                 raise UsageError(f"{key} needs a value, got {arg!r}")
         elif typ is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise UsageError(f"{key} must be an integer, got {text!r}")
+        elif typ is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UsageError(f"{key} must be a number, got {text!r}")
+            value = float(value)
         elif typ is str:
             if isinstance(value, (dict, list)):
                 raise UsageError(f"{key} must be a string, got {text!r}")
@@ -113,21 +119,97 @@ def cmd_plugins() -> int:
     return 0
 
 
+def cmd_evaluate(**kw: Any) -> int:
+    from pairhook.demo import format_table
+    from pairhook.validation import evaluate
+
+    result = evaluate(**kw)
+    print(format_table({str(kw["model"]): result}))
+    return 0
+
+
+def cmd_discover(**kw: Any) -> int:
+    from pairhook.discover import discover_to_file
+
+    result = discover_to_file(**kw)
+    print(f"pairhook discover: {result.summary()}\nwrote {kw['out']}")
+    return 0
+
+
+def cmd_train(model: str, data: str, pairs: str | None = None, regularizers: str | None = "pair_consistency",
+              config: str | None = None, **train_kwargs: Any) -> int:
+    """``yolo train`` with pairhook installed; ``regularizers``: a name or comma-separated names (null: none)."""
+    from ultralytics import YOLO
+
+    from pairhook.installation import install
+
+    names = regularizers if regularizers is None else [r.strip() for r in str(regularizers).split(",") if r.strip()]
+    if names is not None and len(names) == 1:
+        names = names[0]  # as a plain name, install() lets a config file override the default one
+    yolo = YOLO(model)
+    install(yolo, pairs=pairs, regularizers=names, config=config)
+    yolo.train(data=data, **train_kwargs)
+    print(f"pairhook train: results in {yolo.trainer.save_dir}")
+    return 0
+
+
 def keys_of(fn: Callable[..., Any]) -> dict[str, tuple[type, Any]]:
-    """The command-line keys of a function: its parameters, typed by their defaults (int, else str)."""
+    """The command-line keys of a function: its named parameters, typed by their defaults (int, float, else str;
+    float also when the annotation names it, for ``x: float | None = None``)."""
     import inspect
 
     keys = {}
     for name, p in inspect.signature(fn).parameters.items():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
         default = REQUIRED if p.default is p.empty else p.default
         is_int = isinstance(default, int) and not isinstance(default, bool)
-        keys[name] = (int if is_int else str, str(default) if isinstance(default, Path) else default)
+        is_float = isinstance(default, float) or "float" in str(p.annotation)
+        typ = float if is_float else int if is_int else str
+        keys[name] = (typ, str(default) if isinstance(default, Path) else default)
     return keys
+
+
+def join_flags(args: Sequence[str]) -> list[str]:
+    """``["--data", "d.yaml", "epochs=3"]`` -> ``["data=d.yaml", "epochs=3"]`` (``--key value`` also accepted)."""
+    out, rest = [], iter(args)
+    for arg in rest:
+        if arg.startswith("--") and "=" not in arg:
+            value = next(rest, None)
+            if value is None or value.startswith("--"):
+                raise UsageError(f"{arg} needs a value")
+            arg = f"{arg[2:]}={value}"
+        out.append(arg)
+    return out
+
+
+def parse_passthrough(args: Sequence[str], keys: dict[str, tuple[type, Any]]) -> dict[str, Any]:
+    """pairhook's own ``keys`` as :func:`parse_args` reads them, every other key checked against and read like
+    Ultralytics' ``yolo`` command (``ultralytics.cfg.smart_value``; ``null`` is None too)."""
+    from difflib import get_close_matches
+
+    from ultralytics.cfg import smart_value
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    own, other = [], {}
+    for arg in args:
+        key, sep, text = arg.partition("=")
+        key = key.strip().lstrip("-")
+        if key in keys or not sep:
+            own.append(arg)
+        elif key not in DEFAULT_CFG_DICT:
+            similar = get_close_matches(key, [*keys, *DEFAULT_CFG_DICT])
+            raise UsageError(f"unknown key {key!r}" + (f"; did you mean {', '.join(similar)}?" if similar else ""))
+        else:
+            other[key] = None if text.strip().lower() == "null" else smart_value(text.strip())
+    return {**parse_args(own, keys), **other}
 
 
 def _commands() -> dict[str, Command]:
     from pairhook.demo import run_demo
+    from pairhook.discover import discover_to_file
     from pairhook.inspection import inspect_batches
+    from pairhook.validation import evaluate
 
     return {
         "demo": Command(cmd_demo, keys_of(run_demo),
@@ -135,6 +217,14 @@ def _commands() -> dict[str, Command]:
         "inspect": Command(cmd_inspect, keys_of(inspect_batches),
                            "draw augmented training batches with GT boxes, pairs and each member's anchors to PNG"),
         "plugins": Command(cmd_plugins, {}, "list registered regularizers: loss item, source, options with defaults"),
+        "train": Command(cmd_train, keys_of(cmd_train),
+                         "yolo train with pairhook installed: pairs, regularizers (comma-separated), config",
+                         passthrough="yolo train"),
+        "evaluate": Command(cmd_evaluate, keys_of(evaluate),
+                            "validate a trained model: mAP and pair metrics (both detected, class agree, conf gap)",
+                            passthrough="yolo val"),
+        "discover": Command(cmd_discover, keys_of(discover_to_file),
+                            "propose a pair file from the labels alone (same class/size/column, one vertical shift)"),
     }
 
 
@@ -147,6 +237,9 @@ def usage() -> str:
         lines += [f"  {name:<8} {cmd.help}", f"           {cmd.usage(name)[len('usage: '):]}"]
     lines += ["  help     show this message (also: pairhook <command> help)", "",
               "examples:", "  pairhook demo epochs=3", "  pairhook inspect data=data.yaml pairs=pairs.json batches=1",
+              "  pairhook discover data=data.yaml out=pairs.json",
+              "  pairhook train model=yolov8n.yaml data=data.yaml pairs=pairs.json epochs=50 imgsz=640",
+              "  pairhook evaluate model=runs/detect/train/weights/best.pt data=data.yaml pairs=pairs.json",
               "", "Ultralytics runs offline unless PAIRHOOK_ONLINE=1; PAIRHOOK_DEBUG=1 shows tracebacks."]
     return "\n".join(lines)
 
@@ -175,12 +268,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if any(a in ("help", "-h", "--help") for a in rest):
         print(f"{cmd.help}\n{cmd.usage(name)}")
         return 0
+    _offline()  # before parsing: a passthrough command reads Ultralytics' own keys
     try:
-        kwargs = parse_args(rest, cmd.keys)
+        rest = join_flags(rest)
+        kwargs = parse_passthrough(rest, cmd.keys) if cmd.passthrough else parse_args(rest, cmd.keys)
     except UsageError as e:
         print(f"pairhook {name}: {e}\n{cmd.usage(name)}", file=sys.stderr)
         return 2
-    _offline()
     try:
         return cmd.run(**kwargs)
     except (ValueError, OSError, RuntimeError) as e:  # bad data YAML, pair file, regularizer name, ...

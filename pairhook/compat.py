@@ -207,3 +207,66 @@ def route_trainer(model: Any, factory: Callable[[type], type]) -> None:
 def unroute_trainer(model: Any) -> None:
     if isinstance(model.__dict__.get("_smart_load"), TrainerRoute):
         del model.__dict__["_smart_load"]
+
+
+# Validation metrics (used by pairhook.validation) -------------------------------------------------------------------
+def detections(pred: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(boxes xyxy, conf, cls)`` of one image's post-NMS predictions, in input-image pixels.
+
+    8.4 validators post-process to a dict with ``bboxes``, ``conf``, ``cls``; older ones to an ``(N, 6+)`` tensor.
+    """
+    if isinstance(pred, dict):
+        return pred["bboxes"], pred["conf"], pred["cls"]
+    return pred[:, :4], pred[:, 4], pred[:, 5]
+
+
+def val_targets(batch: dict[str, Any], si: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(boxes xyxy, cls)`` of image ``si``'s labels in a validation batch, in input-image pixels, in batch order."""
+    from ultralytics.utils.ops import xywh2xyxy
+
+    idx = batch["batch_idx"] == si
+    h, w = batch["img"].shape[2:]
+    scale = torch.tensor([w, h, w, h], device=batch["bboxes"].device, dtype=batch["bboxes"].dtype)
+    return xywh2xyxy(batch["bboxes"][idx]) * scale, batch["cls"][idx].view(-1)
+
+
+def hook_validator(validator: Any, on_update: Any, on_stats: Any) -> None:
+    """Have ``validator`` call ``on_update(preds, batch)`` after NMS and merge ``on_stats()`` into its stats dict.
+
+    Sets instance attributes over ``update_metrics`` and ``get_stats`` (the class is untouched); ``unhook_validator``
+    removes them.
+    """
+    update, stats = validator.update_metrics, validator.get_stats
+
+    def update_metrics(preds: Any, batch: dict[str, Any]) -> None:
+        on_update(preds, batch)
+        update(preds, batch)
+
+    def get_stats() -> dict[str, Any]:
+        return {**stats(), **on_stats()}
+
+    validator.update_metrics, validator.get_stats = update_metrics, get_stats
+
+
+def unhook_validator(validator: Any) -> None:
+    for name in ("update_metrics", "get_stats"):
+        validator.__dict__.pop(name, None)
+
+
+def default_validator(model: Any) -> Any:
+    """The validator class ``model.val()`` would use for this ``YOLO``'s task."""
+    return model.task_map[model.task]["validator"]
+
+
+def val_results(metrics: Any) -> dict[str, float]:
+    """``model.val()``'s return value as the ``{column: value}`` it writes to ``results.csv`` (no fitness)."""
+    return {k: float(v) for k, v in metrics.results_dict.items() if k != "fitness"}
+
+
+def add_metric_keys(trainer: Any, defaults: dict[str, float]) -> None:
+    """Give the trainer's metrics dict these keys before the first validation, so every ``results.csv`` row has them
+    (Ultralytics fills it with zeros for its own keys at set-up and keeps it while validation is skipped)."""
+    metrics = getattr(trainer, "metrics", None)
+    if isinstance(metrics, dict):
+        for k, v in defaults.items():
+            metrics.setdefault(k, v)

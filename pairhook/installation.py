@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 import torch
 import yaml
 
-from pairhook import compat, plugins, workers
+from pairhook import compat, plugins, validation, workers
 from pairhook.context import PairContext
 from pairhook.criterion import PairhookCriterion
 from pairhook.pairs import PairCarrier, PairFile, load_pair_file, log, match_dataset, resolve_pairs_path
@@ -198,6 +198,24 @@ class Installation:
         """Add this installation's callbacks to a model's or trainer's callback lists."""
         for event in self.EVENTS:
             callbacks.setdefault(event, []).append(getattr(self, event))
+        for event, name in self.VALIDATION_CALLBACKS.items():
+            callbacks.setdefault(event, []).append(getattr(self, name))
+
+    # Pair metrics at validation (pairhook.validation) ------------------------------------------------------------
+    VALIDATION_CALLBACKS = {"on_pretrain_routine_end": "pair_metrics_setup", "on_val_start": "pair_metrics_start",
+                            "on_fit_epoch_end": "pair_metrics_plot", "on_train_end": "pair_metrics_end"}
+
+    def pair_metrics_setup(self, trainer: Any) -> None:
+        validation.on_pretrain_routine_end(trainer)
+
+    def pair_metrics_start(self, validator: Any) -> None:
+        validation.on_val_start(validator)
+
+    def pair_metrics_plot(self, trainer: Any) -> None:
+        validation.on_fit_epoch_end(trainer)
+
+    def pair_metrics_end(self, trainer: Any) -> None:
+        validation.on_train_end(trainer)
 
     def uninstall(self) -> None:
         """Remove the callbacks from the model and restore any criterion, dataset builder and dataset they changed."""
@@ -208,6 +226,7 @@ class Installation:
             trainer = getattr(model, "trainer", None)
             if trainer is not None:
                 self.on_train_end(trainer)
+                validation.on_train_end(trainer)
                 compat.remove_loss_names(trainer, self.loss_names)
                 if isinstance(trainer.__dict__.get("build_dataset"), DatasetBuilder):
                     del trainer.build_dataset

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import math
 import subprocess
 import sys
 import tempfile
@@ -57,8 +59,8 @@ def test_help_and_unknown_command(capsys):
         assert "usage: pairhook" in out and "demo" in out and "inspect" in out
     assert cli.main(["demo", "help"]) == 0
     assert "usage: pairhook demo" in capsys.readouterr().out
-    assert cli.main(["train"]) == 2
-    assert "unknown command 'train'" in capsys.readouterr().err
+    assert cli.main(["fit"]) == 2
+    assert "unknown command 'fit'" in capsys.readouterr().err
 
 
 def test_main_passes_typed_values(monkeypatch):
@@ -171,3 +173,102 @@ def test_table_is_aligned_and_skips_missing_rows():
     lines = table.splitlines()
     assert len(lines) == 3 and "x" not in table and "-0.2500" in lines[2]
     assert len({len(line) for line in lines}) == 1
+
+
+# train / evaluate ---------------------------------------------------------------------------------------------
+def test_train_and_evaluate_parse_like_yolo(capsys):
+    keys = cli.COMMANDS["train"].keys
+    kw = cli.parse_passthrough(cli.join_flags(["model=m.yaml", "--data", "d.yaml", "epochs=3", "lr0=0.01",
+                                               "cos_lr=True", "device=None", "pairs=null"]), keys)
+    assert kw == {"model": "m.yaml", "data": "d.yaml", "pairs": None, "regularizers": "pair_consistency",
+                  "config": None, "epochs": 3, "lr0": 0.01, "cos_lr": True, "device": None}
+    assert cli.main(["train", "model=m.yaml", "data=d.yaml", "epoch=3"]) == 2
+    assert "unknown key 'epoch'; did you mean epochs" in capsys.readouterr().err
+    assert cli.main(["train", "data=d.yaml"]) == 2
+    assert "missing model=" in capsys.readouterr().err
+    assert cli.COMMANDS["evaluate"].keys["pair_iou"] == (float, 0.5)
+    assert cli.main(["evaluate", "model=m.pt", "data=d.yaml", "pair_iou=high"]) == 2
+    assert "pair_iou must be a number" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory):
+    """A 2-epoch run through ``pairhook train`` with both built-in regularizers."""
+    project = tmp_path_factory.mktemp("runs")
+    code = cli.main(["train", "model=yolov8n.yaml", f"data={dataset.data_yaml}", f"pairs={dataset.pairs_json}",
+                     "regularizers=pair_consistency,symmetric_kl", "epochs=2", "imgsz=64", "batch=8", "workers=0",
+                     f"project={project}", "name=run", "plots=False", "seed=0"])
+    assert code == 0
+    return project / "run"
+
+
+def val_pairs(dataset):
+    return sum(len(rows) for stem, rows in dataset.truth.items() if stem.startswith("val"))
+
+
+def test_train_writes_pair_metrics_per_validation(trained, dataset):
+    with open(trained / "results.csv", newline="") as f:
+        rows = [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["train/pair_loss"] >= 0 and row["train/skl_loss"] >= 0  # both regularizers installed
+        assert row["pairs/n"] == val_pairs(dataset)  # every val pair reached the validator, every epoch
+        for key in ("pairs/both_detected", "pairs/class_agree", "pairs/conf_gap"):
+            assert math.isnan(row[key]) or 0 <= row[key] <= 1
+        assert row["metrics/mAP50(B)"] >= 0  # Ultralytics' own columns still there
+    plot = cv2.imread(str(trained / "pairs.png"))
+    assert plot is not None and plot.shape[1] > plot.shape[0] > 100
+
+
+def test_evaluate_a_trained_model(trained, dataset, tmp_path, capsys):
+    best = trained / "weights" / "best.pt"
+    result = pairhook.evaluate(best, dataset.data_yaml, dataset.pairs_json, imgsz=64, batch=4, project=tmp_path,
+                               name="val", plots=False)
+    assert result["pairs/n"] == val_pairs(dataset)
+    assert {"metrics/mAP50(B)", "metrics/mAP50-95(B)", "pairs/both_detected", "pairs/class_agree",
+            "pairs/conf_gap"} <= set(result)
+    assert 0 <= result["pairs/both_detected"] <= 1
+    code = cli.main(["evaluate", f"model={best}", f"data={dataset.data_yaml}", f"pairs={dataset.pairs_json}",
+                     "imgsz=64", "batch=4", f"project={tmp_path}", "name=val2", "plots=False"])
+    out = capsys.readouterr().out
+    assert code == 0 and "pairs/both_detected" in out and "metrics/mAP50(B)" in out
+    assert f"{val_pairs(dataset)}.0000" in out  # pairs/n in the table
+
+
+def test_evaluate_needs_pairs(trained, dataset, capsys):
+    best = trained / "weights" / "best.pt"
+    assert cli.main(["evaluate", f"model={best}", f"data={dataset.data_yaml}"]) == 1
+    assert "no pairs for" in capsys.readouterr().err
+
+
+def test_evaluate_keeps_an_installation(trained, dataset, tmp_path):
+    from ultralytics import YOLO
+
+    def pairhook_callbacks(model):  # Ultralytics adds its logger integrations at val(): leave those out
+        return [(event, fn) for event, funcs in model.callbacks.items() for fn in funcs
+                if isinstance(getattr(fn, "__self__", None), pairhook.Installation)]
+
+    model = YOLO(trained / "weights" / "best.pt")
+    handle = pairhook.install(model, pairs=dataset.pairs_json)
+    before = pairhook_callbacks(model)
+    result = pairhook.evaluate(model, dataset.data_yaml, dataset.pairs_json, imgsz=64, batch=4, project=tmp_path,
+                               name="val", plots=False)
+    assert result["pairs/n"] == val_pairs(dataset)  # counted once although the installation watches val too
+    assert pairhook_callbacks(model) == before and before
+    handle.uninstall()
+
+
+def test_pair_columns_stay_aligned_when_validation_is_skipped(dataset, tmp_path):
+    """val=False: Ultralytics validates only the last epoch; earlier rows carry NaN in the pair columns."""
+    from ultralytics import YOLO
+
+    model = YOLO("yolov8n.yaml")
+    pairhook.install(model, pairs=dataset.pairs_json)
+    model.train(data=str(dataset.data_yaml), epochs=2, imgsz=64, batch=8, workers=0, project=str(tmp_path),
+                name="run", plots=False, val=False)
+    with open(tmp_path / "run" / "results.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert all(len(row) == len(header) for row in rows) and len(rows) == 2
+    first, last = ({k.strip(): float(v) for k, v in zip(header, row)} for row in rows)
+    assert math.isnan(first["pairs/n"]) and last["pairs/n"] == val_pairs(dataset)
+    assert "_pairhook_metrics" not in vars(model.trainer.validator)  # the validator is left as Ultralytics made it

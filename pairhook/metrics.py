@@ -1,0 +1,112 @@
+"""Pair-consistency metrics: does the detector find both views of a defect, call them the same, equally sure?
+
+Computed from post-NMS detections and ground truth, image by image, with no Ultralytics in sight (the validator glue
+is :mod:`pairhook.validation`). Only predictions with confidence ``>= conf`` count (default 0.25, Ultralytics'
+``predict`` default: what a deployed detector reports; validation itself keeps boxes down to 0.001 for mAP). For
+each GT member ``g`` of a pair (box ``B_g``, class ``c_g``):
+
+* its **detection** is the most confident prediction with ``IoU(B_g, pred) >= iou`` and class ``c_g``; the member
+  is *detected* when there is one;
+* its **localization** is the most confident prediction with ``IoU >= iou`` of *any* class: what a user sees at
+  that place (post-NMS boxes of other classes at the same place are less confident alternatives).
+
+Over the GT pairs seen (``pairs/n``):
+
+* ``pairs/both_detected``: fraction of pairs whose two members are both detected;
+* ``pairs/class_agree``: among pairs whose two members are both localized, the fraction whose localizations have
+  the same class (a pair found only on one view says nothing about agreement and is left out);
+* ``pairs/conf_gap``: mean ``|conf_a - conf_b|`` of the two members' detections, over pairs with both detected.
+
+An empty denominator gives NaN (never 0, which would read as perfect agreement or as a total miss).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+KEYS = ("pairs/both_detected", "pairs/class_agree", "pairs/conf_gap", "pairs/n")
+IOU = 0.5
+CONF = 0.25
+
+
+def member_detections(gt_boxes: torch.Tensor, gt_cls: torch.Tensor, boxes: torch.Tensor, conf: torch.Tensor,
+                      cls: torch.Tensor, iou: float = IOU, conf_min: float = CONF
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per GT box: confidence of its detection (``-inf`` if none), and class and confidence of its localization.
+
+    Args:
+        gt_boxes: ``(G, 4)`` xyxy; ``gt_cls``: ``(G,)``.
+        boxes, conf, cls: ``(N, 4)`` xyxy in the same coordinates, ``(N,)``, ``(N,)`` post-NMS predictions.
+        iou, conf_min: least IoU with the GT box and least confidence of a prediction that counts.
+
+    Returns:
+        ``det_conf (G,)``, ``loc_cls (G,)`` (-1 if not localized), ``loc_conf (G,)`` (``-inf`` if not localized).
+    """
+    from torchvision.ops import box_iou
+
+    g = gt_boxes.shape[0]
+    if boxes.shape[0] == 0 or g == 0:
+        none = torch.full((g,), -math.inf, device=gt_boxes.device)
+        return none, torch.full((g,), -1, dtype=torch.long, device=gt_boxes.device), none.clone()
+    near = (box_iou(gt_boxes.float(), boxes.float()) >= iou) & (conf >= conf_min)[None]  # (G, N)
+    c = conf.float().expand(g, -1)
+    right = near & (cls.long()[None] == gt_cls.long()[:, None])
+    det_conf = torch.where(right, c, -math.inf).amax(1)
+    loc_conf, best = torch.where(near, c, -math.inf).max(1)
+    loc_cls = torch.where(loc_conf > -math.inf, cls.long()[best], -1)
+    return det_conf, loc_cls, loc_conf
+
+
+class PairMetrics:
+    """Accumulates pair-consistency counts over images; :meth:`compute` gives the :data:`KEYS` dict.
+
+    Counts stay on the tensors' device until :meth:`compute`, so :meth:`update` never waits for the device.
+    """
+
+    def __init__(self, iou: float = IOU, conf: float = CONF) -> None:
+        self.iou, self.conf = iou, conf
+        self.reset()
+
+    def reset(self) -> None:
+        # pairs, both detected, both localized, class agree, sum of conf gaps
+        self.counts: torch.Tensor | None = None
+
+    def update(self, gt_boxes: torch.Tensor, gt_cls: torch.Tensor, pairs: torch.Tensor, boxes: torch.Tensor,
+               conf: torch.Tensor, cls: torch.Tensor) -> None:
+        """Add one image: GT ``(G, 4)`` xyxy and ``(G,)`` classes, ``pairs (P, 2)`` GT indices, predictions."""
+        if pairs.shape[0] == 0:
+            return
+        det, loc_cls, _ = member_detections(gt_boxes, gt_cls, boxes, conf, cls, self.iou, self.conf)
+        a, b = pairs[:, 0].long(), pairs[:, 1].long()
+        both = (det[a] > -math.inf) & (det[b] > -math.inf)
+        localized = (loc_cls[a] >= 0) & (loc_cls[b] >= 0)
+        agree = localized & (loc_cls[a] == loc_cls[b])
+        gap = torch.where(both, (det[a] - det[b]).abs(), 0.0)
+        sums = torch.stack([both.sum(), localized.sum(), agree.sum()]).double()
+        counts = torch.cat([sums.new_tensor([len(a)]), sums, gap.sum().double()[None]])
+        self.counts = counts if self.counts is None else self.counts + counts.to(self.counts.device)
+
+    def compute(self) -> dict[str, float]:
+        """The :data:`KEYS` dict; NaN where nothing was there to measure (see the module docstring)."""
+        n, both, localized, agree, gap = (self.counts.tolist() if self.counts is not None else [0.0] * 5)
+
+        def ratio(num: float, den: float) -> float:
+            return num / den if den else math.nan
+
+        return dict(zip(KEYS, (ratio(both, n), ratio(agree, localized), ratio(gap, both), float(n))))
+
+
+def pair_metrics(images: list[dict[str, torch.Tensor]], iou: float = IOU, conf: float = CONF) -> dict[str, float]:
+    """The metrics over a list of images, each a dict with ``gt_boxes, gt_cls, pairs, boxes, conf, cls``."""
+    acc = PairMetrics(iou, conf)
+    for im in images:
+        acc.update(im["gt_boxes"], im["gt_cls"], im["pairs"], im["boxes"], im["conf"], im["cls"])
+    return acc.compute()
+
+
+def format_metrics(m: dict[str, float]) -> str:
+    """One log line: ``both detected 0.750, class agree 1.000, conf gap 0.120 over 4 pairs``."""
+    return (f"both detected {m['pairs/both_detected']:.3f}, class agree {m['pairs/class_agree']:.3f}, "
+            f"conf gap {m['pairs/conf_gap']:.3f} over {int(m['pairs/n'])} pairs")
