@@ -37,6 +37,17 @@ B = [0, 0.3, 0.6, 0.1, 0.1]
         ({"img": [[A, [0, 0.3, 0.6, 0.1]]]}, "member b: a member must be"),
         ({"img": [[A, [0, "x", 0.6, 0.1, 0.1]]]}, "must be numbers"),
         ({"img": [[A, [0, 0.3, 0.6, 0.0, 0.1]]]}, "width and height must be > 0"),
+        ({"img": [[A, [0, 0.3, 0.6, 0.1, -0.1]]]}, "width and height must be > 0"),
+        ('{"img": [[[0, 0.3, 0.2, 0.1, 0.1], [0, 0.3, Infinity, 0.1, 0.1]]]}', "NaN or infinite"),
+        ('{"img": [[[0, 0.3, 0.2, 0.1, 0.1], [0, -Infinity, 0.6, 0.1, 0.1]]]}', "NaN or infinite"),
+        ({"img": [[A, [0, 0.3, 0.6, 1.2, 0.1]]]}, "normalized"),
+        ({"img": [[A, [0.5, 0.3, 0.6, 0.1, 0.1]]]}, "non-negative integer"),
+        ({"img": [[A, [True, 0.3, 0.6, 0.1, 0.1]]]}, "must be numbers"),
+        ({"img": [[A, A]]}, "'img' pair 0: both members are the same box"),
+        ({"img": [A, B]}, r"'img' pair 0: expected a pair \[\[c,x,y,w,h\], \[c,x,y,w,h\]\], got one box"),
+        ({"img": [[A, B]], "other": "x"}, "'other': expected a list of pairs"),
+        ({"format": "pairhook-index", "pairs": [[0, 1]]}, "must be an object keyed by image name"),
+        ({"format": "pairhook-index", "pairs": {"img": [[1, 1]]}}, "same row twice"),
         ({"img": [[A, [0, 1.3, 0.6, 0.1, 0.1]]]}, "normalized"),
         ({"img": [[A, [-1, 0.3, 0.6, 0.1, 0.1]]]}, "non-negative integer"),
         ({"img": [[A, [1, 0.3, 0.6, 0.1, 0.1]]]}, "different classes"),
@@ -50,6 +61,13 @@ def test_bad_pair_files_name_file_entry_and_problem(tmp_path, content, message):
         load_pair_file(path)
     assert str(path) in str(e.value)
     assert isinstance(e.value, ValueError)
+
+
+def test_out_of_range_class_is_named_once_the_dataset_is_known(tmp_path):
+    pf = load_pair_file(write(tmp_path, {"img": [[A, B]], "img2": [[A, B], [[3, 0.5, 0.2, 0.1, 0.1], [3, 0.5, 0.6, 0.1, 0.1]]]}))
+    pf.check_classes(4)
+    with pytest.raises(PairsError, match=r"pairs.json: 'img2' pair 1: class 3 but the dataset has 3 classes"):
+        pf.check_classes(3)
 
 
 def test_nan_member_rejected(tmp_path):
