@@ -6,7 +6,7 @@
 
 from pairhook.context import PairContext
 from pairhook.hookspecs import hookimpl, hookspec
-from pairhook.installation import ActiveRegularizer, Installation, install, uninstall
+from pairhook.installation import ActiveRegularizer, Installation, RegularizerError, install, uninstall
 from pairhook.pairs import PairsError, load_pair_file
 from pairhook.plugins import get_regularizer, register, registry, unregister
 
@@ -17,6 +17,7 @@ __all__ = [
     "Installation",
     "PairContext",
     "PairsError",
+    "RegularizerError",
     "get_regularizer",
     "hookimpl",
     "hookspec",

@@ -346,7 +346,8 @@ def install(
         The :class:`Installation`; ``handle.uninstall()`` removes it. Installing again replaces it.
 
     Raises:
-        ValueError: unknown regularizer or option, bad weight, unreadable config, unsupported task.
+        ValueError: unknown regularizer or option, an option of the wrong type or out of range, bad weight,
+            unreadable config, unsupported task.
         PairsError: a malformed pair file (a ``ValueError``).
         RuntimeError: an Ultralytics release outside the supported range.
     """

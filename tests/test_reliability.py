@@ -9,6 +9,7 @@ import csv
 import gc
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -24,10 +25,10 @@ from ultralytics import YOLO
 import pairhook
 from pairhook.context import PairContext
 from pairhook.criterion import PairhookCriterion
-from pairhook.installation import RegularizerError, parse_regularizers
+from pairhook.installation import parse_regularizers
 from pairhook.pairs import PairsError, load_pair_file, match_dataset, resolve_pairs_path
 
-TRAIN = dict(imgsz=64, batch=8, workers=0, plots=False, verbose=False, exist_ok=True, seed=0)
+TRAIN = {"imgsz": 64, "batch": 8, "workers": 0, "plots": False, "verbose": False, "exist_ok": True, "seed": 0}
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
@@ -306,15 +307,11 @@ def test_non_finite_or_extreme_logits_never_give_a_non_finite_term(det, name, va
     skipped = int(crit.installation.skip_counter(reg.loss_name, term.device))
     if torch.isfinite(raw):
         assert skipped == 0 and torch.equal(term, raw)  # a finite term is untouched
-        if math_finite(value):
+        if math.isfinite(value):
             (grad,) = torch.autograd.grad(term, ctx.logits)
             assert torch.isfinite(grad).all(), "built-ins have a finite gradient for finite logits"
     else:
         assert skipped == 1 and term == 0
-
-
-def math_finite(v: float) -> bool:
-    return v == v and abs(v) != float("inf")
 
 
 def test_skipped_term_sends_no_gradient(det, bad):
@@ -330,6 +327,26 @@ def test_skipped_term_sends_no_gradient(det, bad):
     assert torch.isfinite(guarded).all()
     torch.testing.assert_close(guarded, plain, rtol=0, atol=0)
     assert int(crit.installation.skip_counter("nan_grad_loss", loss.device)) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["pair_consistency", "nan_grad"])
+def test_skip_path_has_no_host_sync_on_cuda(det, bad, name):
+    crit = wrapped(det, name)
+    (reg,) = crit.installation.active
+    cpu = member_ctx(float("nan"))
+    logits = cpu.logits.detach().cuda().requires_grad_()
+    ctx = PairContext(logits=logits, **{k: getattr(cpu, k).cuda() for k in (
+        "target_scores", "target_bboxes", "fg_mask", "target_gt_idx", "gt_labels", "gt_bboxes", "pairs")})
+    crit.installation.skip_counter(reg.loss_name, logits.device)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        term = crit._term(reg, ctx)
+        (term * 2).backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert term.item() == 0 and int(crit.installation.skip_counter(reg.loss_name, logits.device)) == 1
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -381,9 +398,9 @@ def test_batches_without_labels_or_pairs_give_an_exact_attached_zero(det, case):
 @pytest.mark.parametrize(
     "name, error, message",
     [
-        ("raises", RegularizerError, r"regularizer 'raises' \(from in-process\) raised KeyError: 'boom'"),
-        ("vector", TypeError, r"'vector' \(from in-process\) must return a 0-d floating-point tensor, got a "
-                              r"torch.float32 tensor of shape \(2, 84\)"),
+        ("raises", pairhook.RegularizerError, r"regularizer 'raises' \(from in-process\) raised KeyError: 'boom'"),
+        ("vector", TypeError, (r"'vector' \(from in-process\) must return a 0-d floating-point tensor, got a "
+                               r"torch.float32 tensor of shape \(2, 84\)")),
         ("integer", TypeError, r"'integer' \(from in-process\) must return a 0-d floating-point tensor, got a torch.int64"),
         ("number", TypeError, r"'number' \(from in-process\) must return a 0-d floating-point tensor, got float"),
     ],
@@ -392,7 +409,7 @@ def test_plugin_errors_name_the_regularizer_and_the_plugin(det, bad, name, error
     batch = paired_batch()
     with pytest.raises(error, match=message) as e:
         wrapped(det, name)(leaf_preds(det, batch["img"]), batch)
-    if error is RegularizerError:
+    if error is pairhook.RegularizerError:
         assert isinstance(e.value.__cause__, KeyError)
 
 
