@@ -260,7 +260,8 @@ def match_dataset(pair_file: PairFile, labels: Sequence[dict[str, Any]], match_i
                 else:
                     out[n].append((ra, rb))
     for (members, rows), images in groups.items():
-        _match_group(pair_file, labels, images, members, rows, match_iou, report, out)
+        if members:
+            _match_group(pair_file, labels, images, members, rows, match_iou, report, out)
     for n, rows in enumerate(out):
         used: set[int] = set()
         kept = []
@@ -283,7 +284,8 @@ def image_stem(im_file: str) -> str:
 def _match_group(pair_file: PairFile, labels: Sequence[dict[str, Any]], images: list[tuple[int, str]], m: int, r: int,
                  match_iou: float, report: MatchReport, out: list[list[tuple[int, int]]]) -> None:
     """Match ``images`` that all have ``m`` members and ``r`` label rows: each member takes its best row."""
-    members = np.asarray([[b for pair in pair_file.boxes[stem] for b in pair] for _, stem in images], np.float64)
+    members = np.asarray([[b for pair in pair_file.boxes[stem] for b in pair] for _, stem in images], np.float64
+                         ).reshape(len(images), m, 5)
     gts = np.stack([np.concatenate([labels[n]["cls"].reshape(-1, 1), labels[n]["bboxes"].reshape(-1, 4)], 1)
                     for n, _ in images]).astype(np.float64).reshape(len(images), r, 5)
     iou = _batched_iou(members[..., 1:], gts[..., 1:])
@@ -305,7 +307,8 @@ def _match_group(pair_file: PairFile, labels: Sequence[dict[str, Any]], images: 
                     out[n].append((best[j][2 * i], best[j][2 * i + 1]))
                     continue
                 k = 2 * i + ok[j][2 * i]
-                why = "no label row of that class" if best_iou[j][k] < 0 else f"best IoU {best_iou[j][k]:.2f} < {match_iou}"
+                got = best_iou[j][k]
+                why = "no label row of that class" if got < 0 else f"best IoU {got:.2f} < {match_iou}"
                 report.skip(f"{stem} pair {i} member {'ab'[k % 2]}: {why}")
 
 

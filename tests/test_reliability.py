@@ -186,8 +186,8 @@ def test_same_box_in_two_pairs_is_skipped_and_counted(tmp_path):
     path = tmp_path / "pairs.json"
     path.write_text(json.dumps({"img": [[a, b], [a, c]]}))
     rows = np.asarray([a, b, c], dtype=np.float32)
-    out, report = match_dataset(load_pair_file(path), [{"im_file": "img.png", "cls": rows[:, :1], "bboxes": rows[:, 1:]}],
-                                0.5, "train")
+    labels = [{"im_file": "img.png", "cls": rows[:, :1], "bboxes": rows[:, 1:]}]
+    out, report = match_dataset(load_pair_file(path), labels, 0.5, "train")
     assert out == [[(0, 1)]]
     assert (report.pairs, report.matched, report.unmatched) == (2, 1, 1)
     assert "img pair 1 member a: its label row is already a member of another pair" in report.summary()
@@ -401,7 +401,7 @@ def test_batches_without_labels_or_pairs_give_an_exact_attached_zero(det, case):
         ("raises", pairhook.RegularizerError, r"regularizer 'raises' \(from in-process\) raised KeyError: 'boom'"),
         ("vector", TypeError, (r"'vector' \(from in-process\) must return a 0-d floating-point tensor, got a "
                                r"torch.float32 tensor of shape \(2, 84\)")),
-        ("integer", TypeError, r"'integer' \(from in-process\) must return a 0-d floating-point tensor, got a torch.int64"),
+        ("integer", TypeError, r"'integer' \(from in-process\) must return a 0-d floating-point tensor, got a torch.int"),
         ("number", TypeError, r"'number' \(from in-process\) must return a 0-d floating-point tensor, got float"),
     ],
 )
