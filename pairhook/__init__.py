@@ -7,7 +7,7 @@
 from pairhook.context import PairContext
 from pairhook.discover import DiscoveryResult, discover
 from pairhook.hookspecs import hookimpl, hookspec
-from pairhook.installation import ActiveRegularizer, Installation, install, uninstall
+from pairhook.installation import ActiveRegularizer, Installation, RegularizerError, install, uninstall
 from pairhook.pairs import PairsError, load_pair_file
 from pairhook.plugins import get_regularizer, register, registry, unregister
 from pairhook.validation import evaluate
@@ -20,6 +20,7 @@ __all__ = [
     "Installation",
     "PairContext",
     "PairsError",
+    "RegularizerError",
     "discover",
     "evaluate",
     "get_regularizer",

@@ -6,6 +6,7 @@ releases that save the criterion with the model.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,19 @@ class AssignerCapture(nn.Module):
 
     def __reduce_ex__(self, protocol: int) -> tuple:
         return operator.itemgetter(0), ((self.inner,),)
+
+
+class _GradientGate(torch.autograd.Function):
+    """Identity forward; backward passes the gradient only if ``keep``, a 0-d bool filled in after the forward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        ctx.keep = keep  # not save_for_backward: it is written after this forward, before backward
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return torch.where(ctx.keep, grad, torch.zeros((), dtype=grad.dtype, device=grad.device)), None
 
 
 class PairhookCriterion:
@@ -100,7 +114,22 @@ class PairhookCriterion:
                 epochs=self.installation.epochs,
                 training=self.training,
             )
-            return {reg.loss_name: reg(ctx) for reg in self.installation.active}
+            return {reg.loss_name: self._term(reg, ctx) for reg in self.installation.active}
+
+    def _term(self, reg: Any, ctx: PairContext) -> torch.Tensor:
+        """One regularizer's term, or an exact 0 (counted, no host sync) where it is NaN or infinite.
+
+        Third-party terms see logits behind a gate that zeroes their gradient when the term was skipped (a masked
+        NaN still sends ``0 * inf = NaN`` backward otherwise). Built-ins need no gate: they are finite, value and
+        gradient, whenever the logits are (tested), and non-finite logits make Ultralytics' own loss non-finite.
+        """
+        keep = torch.ones((), dtype=torch.bool, device=ctx.logits.device)
+        if reg.source != "built-in" and ctx.logits.requires_grad:
+            ctx = dataclasses.replace(ctx, logits=_GradientGate.apply(ctx.logits, keep))
+        value = reg(ctx)
+        keep.copy_(torch.isfinite(value))
+        self.installation.skip_counter(reg.loss_name, keep.device).add_(~keep)
+        return torch.where(keep, value, torch.zeros_like(value))
 
     def __getattr__(self, name: str) -> Any:
         inner = self.__dict__.get("inner")

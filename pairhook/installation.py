@@ -17,13 +17,17 @@ import yaml
 from pairhook import compat, plugins, validation, workers
 from pairhook.context import PairContext
 from pairhook.criterion import PairhookCriterion
-from pairhook.pairs import PairCarrier, PairFile, load_pair_file, log, match_dataset, resolve_pairs_path
+from pairhook.pairs import PairCarrier, PairFile, image_stem, load_pair_file, log, match_dataset, resolve_pairs_path
 
 
 RegularizerSpec = Union[str, Sequence[str], Mapping[str, Mapping[str, Any]], None]
 DEFAULT_REGULARIZERS = "pair_consistency"
 DEFAULT_MATCH_IOU = 0.5
 CONFIG_KEYS = {"regularizers", "pairs", "match_iou"}
+
+
+class RegularizerError(RuntimeError):
+    """A regularizer raised during training; the message names it and the plugin it came from."""
 
 
 @dataclass(frozen=True)
@@ -35,15 +39,32 @@ class ActiveRegularizer:
     loss_name: str
     weight: float = 1.0
     options: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "in-process"
+    _warned: set = field(default_factory=set, init=False, repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """``'name' (from source)``, for messages."""
+        return f"regularizer {self.name!r} (from {self.source})"
 
     def __call__(self, ctx: PairContext) -> torch.Tensor:
-        """The term as it enters the loss, per image: ``weight * fn(ctx, **options)`` in fp32."""
-        value = self.fn(ctx, **self.options)
-        if not isinstance(value, torch.Tensor) or value.dim() != 0:
-            raise TypeError(
-                f"pairhook: regularizer {self.name!r} must return a 0-d tensor, got "
-                f"{type(value).__name__}{tuple(value.shape) if isinstance(value, torch.Tensor) else ''}"
-            )
+        """The term as it enters the loss, per image: ``weight * fn(ctx, **options)`` in fp32.
+
+        An exception from the plugin is re-raised as :class:`RegularizerError` naming the regularizer and its
+        plugin; a result that is not a 0-d floating-point tensor is a ``TypeError``. A result without gradient while
+        the logits have one is allowed (it is logged but trains nothing) and warned about once.
+        """
+        try:
+            value = self.fn(ctx, **self.options)
+        except Exception as e:
+            raise RegularizerError(f"pairhook: {self.label} raised {type(e).__name__}: {e}") from e
+        if not isinstance(value, torch.Tensor) or value.dim() != 0 or not value.is_floating_point():
+            got = (f"a {value.dtype} tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor)
+                   else type(value).__name__)
+            raise TypeError(f"pairhook: {self.label} must return a 0-d floating-point tensor, got {got}")
+        if ctx.logits.requires_grad and not value.requires_grad and "no-grad" not in self._warned:
+            self._warned.add("no-grad")
+            warn(f"{self.label} returned a tensor without gradient: it is logged but does not train the model")
         return value.float() * self.weight
 
 
@@ -53,13 +74,17 @@ def parse_regularizers(spec: RegularizerSpec) -> list[ActiveRegularizer]:
         return []
     if isinstance(spec, str):
         spec = {spec: {}}
-    elif not isinstance(spec, Mapping):
+    elif isinstance(spec, (list, tuple)) and all(isinstance(n, str) for n in spec):
         spec = {name: {} for name in spec}
+    elif not isinstance(spec, Mapping):
+        raise ValueError(f"regularizers must be a name, a list of names or a mapping of name to options, got {spec!r}")
     registry = plugins.registry()
     active = []
     for name, opts in spec.items():
         if name not in registry:
             raise ValueError(f"unknown regularizer {name!r}; available: {', '.join(sorted(registry)) or 'none'}")
+        if opts is not None and not isinstance(opts, Mapping):
+            raise ValueError(f"regularizer {name!r}: options must be a mapping such as {{weight: 1.0}}, got {opts!r}")
         opts = dict(opts or {})
         weight = opts.pop("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
@@ -72,11 +97,51 @@ def parse_regularizers(spec: RegularizerSpec) -> list[ActiveRegularizer]:
                 f"regularizer {name!r} has no option {', '.join(map(repr, unknown))}; "
                 f"its options are: weight, {', '.join(accepted) or '(none)'}"
             )
-        active.append(ActiveRegularizer(name, reg.fn, reg.loss_name, float(weight), opts))
+        _check_option_types(name, opts, accepted)
+        active.append(ActiveRegularizer(name, reg.fn, reg.loss_name, float(weight), opts, reg.source))
+        if reg.source == "built-in":
+            _dry_run(active[-1])
     names = [r.loss_name for r in active]
     if len(set(names)) != len(names):
         raise ValueError(f"two active regularizers share a loss name: {names}")
     return active
+
+
+def _check_option_types(name: str, opts: Mapping[str, Any], accepted: Mapping[str, Any]) -> None:
+    """An option whose default is a number, string or bool must be given as one (ints pass for floats)."""
+    for key, value in opts.items():
+        default = accepted[key]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif isinstance(default, str):
+            ok = isinstance(value, str)
+        else:
+            continue  # None, required or another type: the regularizer checks it
+        if not ok:
+            raise ValueError(
+                f"regularizer {name!r}: option {key!r} must be a {type(default).__name__} like its default "
+                f"{default!r}, got {value!r}"
+            )
+
+
+def _dry_run(reg: ActiveRegularizer) -> None:
+    """Call a built-in once on an empty context so a bad option value fails at ``install()``, not at batch 1."""
+    ctx = PairContext(logits=torch.zeros(1, 1, 1), target_scores=torch.zeros(1, 1, 1),
+                      target_bboxes=torch.zeros(1, 1, 4), fg_mask=torch.zeros(1, 1, dtype=torch.bool),
+                      target_gt_idx=torch.zeros(1, 1, dtype=torch.long), gt_labels=torch.zeros(1, 0, dtype=torch.long),
+                      gt_bboxes=torch.zeros(1, 0, 4), training=False)
+    try:
+        reg.fn(ctx, **reg.options)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"regularizer {reg.name!r}: {e}") from e
+
+
+def warn(message: str) -> None:
+    from ultralytics.utils import LOGGER
+
+    LOGGER.warning(f"pairhook: {message}")
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -91,6 +156,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
     unknown = sorted(set(cfg) - CONFIG_KEYS)
     if unknown:
         raise ValueError(f"pairhook config {path}: unknown keys {unknown}; expected some of {sorted(CONFIG_KEYS)}")
+    if cfg.get("pairs") is not None and not isinstance(cfg["pairs"], str):
+        raise ValueError(f"pairhook config {path}: 'pairs' must be a path, got {cfg['pairs']!r}")
     if cfg.get("pairs") is not None:
         cfg["pairs"] = str((path.parent / cfg["pairs"]).resolve())
     return cfg
@@ -100,8 +167,7 @@ class Installation:
     """pairhook installed on one ``YOLO`` model: holds the active regularizers and the callbacks that apply them."""
 
     EVENTS = ("on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_epoch_start", "on_train_batch_start",
-              "on_train_batch_end", "on_train_epoch_end",
-              "on_train_end")
+              "on_train_batch_end", "on_train_epoch_end", "on_train_end", "on_fit_epoch_end")
 
     def __init__(self, model: Any, active: list[ActiveRegularizer], pairs: str | None = None,
                  match_iou: float = DEFAULT_MATCH_IOU) -> None:
@@ -112,6 +178,8 @@ class Installation:
         self.epoch, self.epochs = 0, 1
         self._pair_file: PairFile | None = None
         self._seen_images: set[str] = set()
+        self._skips: dict[str, torch.Tensor] = {}  # loss name -> device-side count of skipped batches this epoch
+        self.skipped: dict[str, int] = {}  # regularizer name -> batches skipped so far (read once per epoch)
 
     @property
     def loss_names(self) -> list[str]:
@@ -155,6 +223,26 @@ class Installation:
             if model is not None:
                 _unwrap(model)
 
+    def on_fit_epoch_end(self, trainer: Any) -> None:
+        self.report_skips()
+
+    def skip_counter(self, loss_name: str, device: torch.device) -> torch.Tensor:
+        """The 0-d device-side counter of batches whose ``loss_name`` term was not finite and so was skipped."""
+        count = self._skips.get(loss_name)
+        if count is None or count.device != device:
+            count = self._skips[loss_name] = torch.zeros((), dtype=torch.long, device=device)
+        return count
+
+    def report_skips(self) -> None:
+        """Warn, once per epoch and regularizer, how many batches' terms were skipped as non-finite; reset."""
+        for reg in self.active:
+            count = self._skips.get(reg.loss_name)
+            n = int(count) if count is not None else 0  # the one host read per epoch
+            if n:
+                count.zero_()
+                self.skipped[reg.name] = self.skipped.get(reg.name, 0) + n
+                warn(f"{reg.label} was NaN or infinite in {n} batch(es) this epoch; its term was skipped (0) there")
+
     # Plumbing --------------------------------------------------------------------------------------------------
     def _wrap(self, model: Any, training: bool) -> None:
         crit = compat.criterion_of(model)
@@ -177,9 +265,11 @@ class Installation:
             if mode == "train" and any(r.name in PAIR_REGULARIZERS for r in self.active):
                 log("no pair file (install(pairs=...) or 'pairs:' in the data YAML): pair terms will be 0")
             return
-        rows, report = match_dataset(self.pair_file(path), dataset.labels, self.match_iou, mode)
+        pair_file = self.pair_file(path)
+        pair_file.check_classes(len(data["names"]))
+        rows, report = match_dataset(pair_file, dataset.labels, self.match_iou, mode)
         log(report.summary())
-        self._seen_images.update(Path(lb["im_file"]).stem for lb in dataset.labels)
+        self._seen_images.update(image_stem(lb["im_file"]) for lb in dataset.labels)
         PairCarrier(dataset, rows, nc=len(data["names"])).attach(dataset)
 
     def _attach_late(self, trainer: Any) -> None:
@@ -301,7 +391,8 @@ def install(
         The :class:`Installation`; ``handle.uninstall()`` removes it. Installing again replaces it.
 
     Raises:
-        ValueError: unknown regularizer or option, bad weight, unreadable config, unsupported task.
+        ValueError: unknown regularizer or option, an option of the wrong type or out of range, bad weight,
+            unreadable config, unsupported task.
         PairsError: a malformed pair file (a ``ValueError``).
         RuntimeError: an Ultralytics release outside the supported range.
     """

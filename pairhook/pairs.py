@@ -12,8 +12,10 @@ pair cropped away or duplicated by augmentation is dropped, never paired with a 
 
 from __future__ import annotations
 
+import gc
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -47,6 +49,14 @@ class PairFile:
     def images(self) -> set[str]:
         return set(self.boxes) | set(self.rows)
 
+    def check_classes(self, nc: int) -> None:
+        """Raise :class:`PairsError` naming the first pair whose class is not one of the dataset's ``nc``."""
+        for stem, pairs in self.boxes.items():
+            for i, (a, _) in enumerate(pairs):
+                if a[0] >= nc:
+                    raise PairsError(f"{self.path}: {stem!r} pair {i}: class {int(a[0])} but the dataset has {nc} "
+                                     f"classes (0 to {nc - 1})")
+
 
 def _no_duplicates(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
     def hook(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -60,10 +70,21 @@ def _no_duplicates(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, An
     return hook
 
 
-def _member(path: Path, where: str, m: Any) -> tuple[float, ...]:
+_NUMBER = (int, float)  # exact types: a JSON true/false is not a number here
+
+
+def _member(path: Path, stem: str, i: int, side: str, m: Any) -> tuple[float, ...]:
+    """``m`` as ``(c, x, y, w, h)`` floats; the common, valid case takes one chained test (files can be huge)."""
+    if type(m) is list and len(m) == 5:
+        c, x, y, w, h = m
+        if (type(c) in _NUMBER and type(x) in _NUMBER and type(y) in _NUMBER and type(w) in _NUMBER
+                and type(h) in _NUMBER and 0 <= x <= 1 and 0 <= y <= 1 and 0 < w <= 1 and 0 < h <= 1
+                and c >= 0 and c % 1 == 0):
+            return (float(c), float(x), float(y), float(w), float(h))
+    where = f"{stem!r} pair {i} member {side}"
     if not isinstance(m, (list, tuple)) or len(m) != 5:
         raise PairsError(f"{path}: {where}: a member must be [class, x, y, w, h], got {m!r}")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in m):
+    if not all(type(v) in _NUMBER for v in m):
         raise PairsError(f"{path}: {where}: member values must be numbers, got {m!r}")
     c, x, y, w, h = m
     if not all(math.isfinite(v) for v in m):
@@ -72,9 +93,7 @@ def _member(path: Path, where: str, m: Any) -> tuple[float, ...]:
         raise PairsError(f"{path}: {where}: class must be a non-negative integer, got {c!r}")
     if w <= 0 or h <= 0:
         raise PairsError(f"{path}: {where}: width and height must be > 0, got w={w}, h={h}")
-    if not (0 <= x <= 1 and 0 <= y <= 1 and w <= 1 and h <= 1):
-        raise PairsError(f"{path}: {where}: coordinates must be normalized to [0, 1], got {m!r}")
-    return (float(int(c)), float(x), float(y), float(w), float(h))
+    raise PairsError(f"{path}: {where}: coordinates must be normalized to [0, 1], got {m!r}")
 
 
 def load_pair_file(path: str | Path) -> PairFile:
@@ -90,6 +109,16 @@ def load_pair_file(path: str | Path) -> PairFile:
         raise PairsError(f"{path}: cannot read the pair file: {e}") from e
     if not text.strip():
         raise PairsError(f"{path}: the pair file is empty")
+    collect = gc.isenabled()
+    gc.disable()  # millions of small lists: the cyclic collector would rescan them all, again and again
+    try:
+        return _parse(path, text)
+    finally:
+        if collect:
+            gc.enable()
+
+
+def _parse(path: Path, text: str) -> PairFile:
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates(path))
     except json.JSONDecodeError as e:
@@ -105,12 +134,19 @@ def load_pair_file(path: str | Path) -> PairFile:
         parsed = []
         for i, pair in enumerate(pairs):
             where = f"{stem!r} pair {i}"
+            if type(pair) is list and len(pair) == 2 and type(pair[0]) is list:
+                pass  # the common case, checked member by member below
+            elif isinstance(pair, list) and pair and all(isinstance(v, (int, float)) for v in pair):
+                raise PairsError(f"{path}: {where}: expected a pair [[c,x,y,w,h], [c,x,y,w,h]], got one box "
+                                 f"{pair!r} (the value must be a list of pairs)")
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
                 n = len(pair) if isinstance(pair, (list, tuple)) else type(pair).__name__
                 raise PairsError(f"{path}: {where}: a pair must have exactly 2 members, got {n}")
-            a, b = _member(path, f"{where} member a", pair[0]), _member(path, f"{where} member b", pair[1])
+            a, b = _member(path, stem, i, "a", pair[0]), _member(path, stem, i, "b", pair[1])
             if a[0] != b[0]:
                 raise PairsError(f"{path}: {where}: members have different classes ({int(a[0])} and {int(b[0])})")
+            if a == b:
+                raise PairsError(f"{path}: {where}: both members are the same box {list(a)}")
             parsed.append((a, b))
         out.boxes[stem] = parsed
     return out
@@ -189,44 +225,99 @@ def match_image(
         m = 2 * i + (ra >= 0)
         best = iou[m].max(initial=-1.0)
         why = "no label row of that class" if best < 0 else f"best IoU {best:.2f} < {match_iou}"
+        if best >= match_iou:
+            why = "its label row is already a member of another pair (the same box in two pairs)"
         report.skip(f"{stem} pair {i} member {'ab'[m % 2]}: {why}")
     return rows
 
 
 def match_dataset(pair_file: PairFile, labels: Sequence[dict[str, Any]], match_iou: float, split: str
                   ) -> tuple[list[list[tuple[int, int]]], MatchReport]:
-    """Pair rows for every image of a dataset (its ``labels`` list, in order), and the match report."""
+    """Pair rows for every image of a dataset (its ``labels`` list, in order), and the match report.
+
+    Images in the users' format are matched in batches of images with the same number of members and label rows
+    (linear in the file, a few seconds for 100k images); an image where two members want the same row falls back
+    to :func:`match_image`'s greedy one-to-one matching.
+    """
     report = MatchReport(split)
-    out: list[list[tuple[int, int]]] = []
-    for lb in labels:
-        stem = Path(lb["im_file"]).stem
-        cls, xywh = lb["cls"].reshape(-1), lb["bboxes"].reshape(-1, 4)
-        rows: list[tuple[int, int]] = []
+    out: list[list[tuple[int, int]]] = [[] for _ in labels]
+    groups: dict[tuple[int, int], list[tuple[int, str]]] = {}
+    for n, lb in enumerate(labels):
+        stem = image_stem(lb["im_file"])
         if stem in pair_file.boxes:
             report.images += 1
             report.pairs += len(pair_file.boxes[stem])
-            rows = match_image(stem, pair_file.boxes[stem], cls, xywh, match_iou, report)
+            groups.setdefault((2 * len(pair_file.boxes[stem]), len(lb["cls"])), []).append((n, stem))
         elif stem in pair_file.rows:
             report.images += 1
             report.pairs += len(pair_file.rows[stem])
+            cls = lb["cls"].reshape(-1)
             for i, (ra, rb) in enumerate(pair_file.rows[stem]):
                 if max(ra, rb) >= len(cls):
                     report.skip(f"{stem} pair {i}: row {max(ra, rb)} but the image has {len(cls)} labels")
                 elif cls[ra] != cls[rb]:
                     report.skip(f"{stem} pair {i}: rows {ra} and {rb} have different classes")
                 else:
-                    rows.append((ra, rb))
+                    out[n].append((ra, rb))
+    for (members, rows), images in groups.items():
+        if members:
+            _match_group(pair_file, labels, images, members, rows, match_iou, report, out)
+    for n, rows in enumerate(out):
         used: set[int] = set()
         kept = []
         for ra, rb in rows:
             if ra in used or rb in used:
-                report.skip(f"{stem}: a box is in more than one pair; later pair skipped")
+                report.skip(f"{image_stem(labels[n]['im_file'])}: a box is in more than one pair; later pair skipped")
                 continue
             used.update((ra, rb))
             kept.append((ra, rb))
         report.matched += len(kept)
-        out.append(kept)
+        out[n] = kept
     return out, report
+
+
+def image_stem(im_file: str) -> str:
+    """The basename without extension, the pair file's key (``os.path``: ``Path`` is slow for 100k names)."""
+    return os.path.splitext(os.path.basename(im_file))[0]
+
+
+def _match_group(pair_file: PairFile, labels: Sequence[dict[str, Any]], images: list[tuple[int, str]], m: int, r: int,
+                 match_iou: float, report: MatchReport, out: list[list[tuple[int, int]]]) -> None:
+    """Match ``images`` that all have ``m`` members and ``r`` label rows: each member takes its best row."""
+    members = np.asarray([[b for pair in pair_file.boxes[stem] for b in pair] for _, stem in images], np.float64
+                         ).reshape(len(images), m, 5)
+    gts = np.stack([np.concatenate([labels[n]["cls"].reshape(-1, 1), labels[n]["bboxes"].reshape(-1, 4)], 1)
+                    for n, _ in images]).astype(np.float64).reshape(len(images), r, 5)
+    iou = _batched_iou(members[..., 1:], gts[..., 1:])
+    iou = np.where(members[..., :1] == gts[:, None, :, 0], iou, -1.0)  # (k, m, r), -1: another class
+    best = iou.argmax(-1) if r else np.zeros(members.shape[:2], dtype=np.int64)
+    best_iou = np.take_along_axis(iou, best[..., None], -1)[..., 0] if r else np.full(members.shape[:2], -1.0)
+    ok = best_iou >= match_iou
+    wanted = np.sort(np.where(ok, best, -1 - np.arange(m)), -1)  # members without a row never collide
+    conflict = (wanted[:, 1:] == wanted[:, :-1]).any(-1).tolist()
+    all_ok, best, ok, best_iou = ok.all(-1).tolist(), best.tolist(), ok.tolist(), best_iou.tolist()
+    for j, (n, stem) in enumerate(images):
+        if conflict[j]:
+            out[n] = match_image(stem, pair_file.boxes[stem], gts[j, :, 0], gts[j, :, 1:], match_iou, report)
+        elif all_ok[j]:
+            out[n] = list(zip(best[j][0::2], best[j][1::2]))
+        else:
+            for i in range(m // 2):
+                if ok[j][2 * i] and ok[j][2 * i + 1]:
+                    out[n].append((best[j][2 * i], best[j][2 * i + 1]))
+                    continue
+                k = 2 * i + ok[j][2 * i]
+                got = best_iou[j][k]
+                why = "no label row of that class" if got < 0 else f"best IoU {got:.2f} < {match_iou}"
+                report.skip(f"{stem} pair {i} member {'ab'[k % 2]}: {why}")
+
+
+def _batched_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(k, m, r) IoU between xywh boxes ``a`` (k, m, 4) and ``b`` (k, r, 4), image by image."""
+    a, b = a[:, :, None], b[:, None]
+    inter = (np.minimum(a[..., :2] + a[..., 2:] / 2, b[..., :2] + b[..., 2:] / 2)
+             - np.maximum(a[..., :2] - a[..., 2:] / 2, b[..., :2] - b[..., 2:] / 2)).clip(0).prod(-1)
+    return inter / (a[..., 2:].prod(-1) + b[..., 2:].prod(-1) - inter + 1e-7)
 
 
 class PairCarrier:

@@ -37,6 +37,17 @@ B = [0, 0.3, 0.6, 0.1, 0.1]
         ({"img": [[A, [0, 0.3, 0.6, 0.1]]]}, "member b: a member must be"),
         ({"img": [[A, [0, "x", 0.6, 0.1, 0.1]]]}, "must be numbers"),
         ({"img": [[A, [0, 0.3, 0.6, 0.0, 0.1]]]}, "width and height must be > 0"),
+        ({"img": [[A, [0, 0.3, 0.6, 0.1, -0.1]]]}, "width and height must be > 0"),
+        ('{"img": [[[0, 0.3, 0.2, 0.1, 0.1], [0, 0.3, Infinity, 0.1, 0.1]]]}', "NaN or infinite"),
+        ('{"img": [[[0, 0.3, 0.2, 0.1, 0.1], [0, -Infinity, 0.6, 0.1, 0.1]]]}', "NaN or infinite"),
+        ({"img": [[A, [0, 0.3, 0.6, 1.2, 0.1]]]}, "normalized"),
+        ({"img": [[A, [0.5, 0.3, 0.6, 0.1, 0.1]]]}, "non-negative integer"),
+        ({"img": [[A, [True, 0.3, 0.6, 0.1, 0.1]]]}, "must be numbers"),
+        ({"img": [[A, A]]}, "'img' pair 0: both members are the same box"),
+        ({"img": [A, B]}, r"'img' pair 0: expected a pair \[\[c,x,y,w,h\], \[c,x,y,w,h\]\], got one box"),
+        ({"img": [[A, B]], "other": "x"}, "'other': expected a list of pairs"),
+        ({"format": "pairhook-index", "pairs": [[0, 1]]}, "must be an object keyed by image name"),
+        ({"format": "pairhook-index", "pairs": {"img": [[1, 1]]}}, "same row twice"),
         ({"img": [[A, [0, 1.3, 0.6, 0.1, 0.1]]]}, "normalized"),
         ({"img": [[A, [-1, 0.3, 0.6, 0.1, 0.1]]]}, "non-negative integer"),
         ({"img": [[A, [1, 0.3, 0.6, 0.1, 0.1]]]}, "different classes"),
@@ -50,6 +61,14 @@ def test_bad_pair_files_name_file_entry_and_problem(tmp_path, content, message):
         load_pair_file(path)
     assert str(path) in str(e.value)
     assert isinstance(e.value, ValueError)
+
+
+def test_out_of_range_class_is_named_once_the_dataset_is_known(tmp_path):
+    c3 = [[3, 0.5, 0.2, 0.1, 0.1], [3, 0.5, 0.6, 0.1, 0.1]]
+    pf = load_pair_file(write(tmp_path, {"img": [[A, B]], "img2": [[A, B], c3]}))
+    pf.check_classes(4)
+    with pytest.raises(PairsError, match=r"pairs.json: 'img2' pair 1: class 3 but the dataset has 3 classes"):
+        pf.check_classes(3)
 
 
 def test_nan_member_rejected(tmp_path):
@@ -87,6 +106,13 @@ def test_unmatched_member_is_skipped_with_reason(tmp_path):
     rows, report = match_dataset(pf, [lb], 0.5, "train")
     assert rows == [[]]  # pair 0: b unmatched; pair 1: a already taken (one-to-one) by pair 0's a
     assert report.unmatched == 2 and "pair 0 member b" in report.reasons[0]
+
+
+def test_images_without_pairs_or_labels(tmp_path):
+    pf = load_pair_file(write(tmp_path, {"none": [], "unlabelled": [[A, B]]}))
+    rows, report = match_dataset(pf, [labels("none", [A, B]), labels("unlabelled", [])], 0.5, "train")
+    assert rows == [[], []] and (report.images, report.pairs, report.unmatched) == (2, 1, 1)
+    assert "no label row of that class" in report.reasons[0]
 
 
 def test_index_form(tmp_path):
@@ -240,3 +266,42 @@ def test_uninstall_restores_trainer_and_datasets(dataset, tmp_path):
         assert "collate_fn" not in vars(loader.dataset) and "get_image_and_label" not in vars(loader.dataset)
     assert not any(isinstance(getattr(f, "__self__", None), pairhook.Installation)
                    for fns in model.callbacks.values() for f in fns)
+
+
+def test_batched_matching_equals_greedy_matching_image_by_image():
+    """Random images with same-class near-duplicates, other classes, misses and shared boxes: the batched matcher
+    gives exactly the rows and skip count of :func:`match_image`'s greedy one-to-one matching."""
+    from pairhook.pairs import MatchReport, PairFile, match_image
+
+    rng = np.random.default_rng(0)
+    boxes, labels = {}, []
+    for n in range(300):
+        rows = np.concatenate([rng.integers(0, 3, (6, 1)), rng.uniform(0.2, 0.8, (6, 2)),
+                               rng.uniform(0.05, 0.2, (6, 2))], 1)
+        rows[3, 1:] = rows[0, 1:] + rng.normal(0, 0.01, 4)  # a same-or-other-class near-duplicate of row 0
+        pairs = []
+        for _ in range(int(rng.integers(1, 4))):
+            a, b = rng.choice(6, 2, replace=False)
+            m = [rows[a].copy(), rows[b].copy()]
+            m[1][0] = m[0][0]
+            m[int(rng.integers(2))][1:3] += rng.normal(0, 0.03, 2)  # some members drift below match_iou
+            pairs.append(tuple(tuple(map(float, x)) for x in m))
+        boxes[f"im{n}"] = pairs
+        labels.append({"im_file": f"/d/im{n}.png", "cls": rows[:, :1].astype(np.float32),
+                       "bboxes": rows[:, 1:].astype(np.float32)})
+    pf = PairFile(Path("p.json"), boxes=boxes)
+    batched, report = match_dataset(pf, labels, 0.5, "train")
+    greedy_report = MatchReport("train")
+    greedy = []
+    for n, lb in enumerate(labels):
+        rows = match_image(f"im{n}", boxes[f"im{n}"], lb["cls"].reshape(-1), lb["bboxes"], 0.5, greedy_report)
+        used, kept = set(), []
+        for ra, rb in rows:
+            if ra in used or rb in used:
+                greedy_report.skip("shared")
+                continue
+            used.update((ra, rb))
+            kept.append((ra, rb))
+        greedy.append(kept)
+    assert batched == greedy
+    assert report.unmatched == greedy_report.unmatched and 0 < report.matched < report.pairs
