@@ -35,9 +35,10 @@ class PairValidation:
         if rows is None or rows.shape[0] == 0:
             return
         images = rows[:, 0]
+        preds = compat.val_predictions(preds)
         for si in images.unique().tolist():  # only images with pairs
-            gt_boxes, gt_cls = compat.val_targets(batch, si)
-            boxes, conf, cls = compat.detections(preds[si])
+            gt_boxes, gt_cls, rotated = compat.val_targets(batch, si)
+            boxes, conf, cls = compat.detections(preds[si], rotated)
             pairs = rows[images == si, 1:].to(gt_boxes.device)
             self.metrics.update(gt_boxes, gt_cls, pairs, boxes.to(gt_boxes.device), conf.to(gt_boxes.device),
                                 cls.to(gt_boxes.device))

@@ -129,6 +129,7 @@ def test_pair_term_in_results_csv(runs, task):
         for term in ("pair_loss", "skl_loss"):
             assert math.isfinite(row[f"{split}/{term}"]) and row[f"{split}/{term}"] >= 0
     assert row["train/skl_loss"] > 0  # pair_loss of an untrained model rounds to 0 in the CSV
+    assert row["pairs/n"] > 0, "validation counted no pairs"  # the pair metrics ran on the post-NMS predictions
 
 
 def test_checkpoints_load_without_pairhook(runs):
