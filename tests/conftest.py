@@ -1,10 +1,34 @@
-"""Test session set-up: Ultralytics fully offline, before anything imports it."""
+"""Test session set-up: Ultralytics fully offline, before anything imports it, and proven so.
 
+Every connection this process opens to anything but the loopback address is refused and recorded; a session that
+tried one fails, so "the tests never touch the network" is checked on every run and every Ultralytics release.
+"""
+
+import ipaddress
+import socket
 import tempfile
 
 from pairhook.offline import setup_offline
 
 setup_offline(tempfile.mkdtemp(prefix="pairhook-test-yolo-"))
+
+_connect = socket.socket.connect
+NETWORK_ATTEMPTS: list = []
+
+
+def _offline_connect(sock: socket.socket, address) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            local = ipaddress.ip_address(address[0]).is_loopback
+        except ValueError:
+            local = address[0] == "localhost"
+        if not local:
+            NETWORK_ATTEMPTS.append(address)
+            raise OSError(f"tests are offline: connection to {address} refused")
+    return _connect(sock, address)
+
+
+socket.socket.connect = _offline_connect
 
 import pytest
 
@@ -19,3 +43,9 @@ pytest_plugins = ["pairhook.pytest_plugin"]
 def dataset(tmp_path_factory):
     """A small paired-defect dataset (non-square images, 3 classes, pairs.json in the users' format)."""
     return make_dataset(tmp_path_factory.mktemp("data"), n_train=16, n_val=4, seed=0)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if NETWORK_ATTEMPTS:
+        print(f"\nFAILED: the tests tried to reach the network: {NETWORK_ATTEMPTS}")
+        session.exitstatus = 1
