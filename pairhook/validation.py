@@ -75,9 +75,12 @@ def detach(validator: Any) -> None:
 
 # Callbacks of an installation ----------------------------------------------------------------------------------------
 def on_pretrain_routine_end(trainer: Any) -> None:
-    """Reserve the ``pairs/*`` columns, so ``results.csv`` rows written before the first validation have them."""
+    """Reserve the ``pairs/*`` columns, so ``results.csv`` rows written before the first validation have them, and
+    collect the metrics in the trainer's validator."""
     if carries_pairs(getattr(getattr(trainer, "test_loader", None), "dataset", None)):
         compat.add_metric_keys(trainer, dict.fromkeys(KEYS, math.nan))
+        if getattr(trainer, "validator", None) is not None:
+            attach(trainer.validator)  # some validators never see the model's callbacks (8.1 oriented boxes)
 
 
 def on_val_start(validator: Any) -> None:
