@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
@@ -17,6 +18,14 @@ from torch import nn
 MIN_VERSION = (8, 1, 47)
 MAX_MAJOR_MINOR = (8, 4)
 SUPPORTED = "8.1.47 to 8.4.x"
+
+
+OFFLINE_VALUE = "True"  # YOLO_OFFLINE: 8.1 to 8.4.0 accept only the string "true" (any case)
+
+
+def font_dirs(config_dir: Path) -> tuple[Path, Path]:
+    """Where releases look for the font they would download: the config dir (up to 8.3.100), or a subfolder."""
+    return config_dir, config_dir / "Ultralytics"
 
 
 def ultralytics_version() -> str:
@@ -48,15 +57,20 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def check_task(model: nn.Module) -> None:
     """Refuse models whose loss does not use the task-aligned assigner (classification, RT-DETR, ...)."""
-    try:
-        crit = model.init_criterion()
-    except (AttributeError, TypeError, KeyError):
-        return  # cannot build it outside a trainer on this release; the callbacks will find out
-    if not any(True for _ in assigner_slots(crit)):
-        raise ValueError(
-            f"pairhook needs a loss built on the task-aligned assigner; {type(model).__name__} uses "
-            f"{type(crit).__name__}, which has none (classification and RT-DETR are not supported)"
-        )
+    from ultralytics.nn.modules import RTDETRDecoder
+
+    if isinstance(getattr(model, "model", [None])[-1], RTDETRDecoder):
+        loss = "an RT-DETR matching loss"
+    else:
+        try:
+            crit = model.init_criterion()
+        except (AttributeError, TypeError, KeyError):
+            return  # cannot build it outside a trainer on this release; the callbacks will find out
+        if any(True for _ in assigner_slots(crit)):
+            return
+        loss = type(crit).__name__
+    raise ValueError(f"pairhook needs a loss built on the task-aligned assigner; {type(model).__name__} uses {loss}, "
+                     "which has none (classification and RT-DETR are not supported)")
 
 
 def criterion_of(model: nn.Module, create: bool = True) -> Any:

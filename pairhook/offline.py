@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pairhook import compat
+
 
 def setup_offline(config_dir: str | Path | None = None) -> Path:
     """Configure the environment for a fully offline Ultralytics run; returns the config dir used."""
@@ -21,7 +23,7 @@ def setup_offline(config_dir: str | Path | None = None) -> Path:
         warnings.warn("pairhook.offline.setup_offline() called after ultralytics was imported", stacklevel=2)
     cfg = Path(config_dir or os.environ.get("YOLO_CONFIG_DIR") or tempfile.mkdtemp(prefix="pairhook-yolo-"))
     cfg.mkdir(parents=True, exist_ok=True)
-    os.environ["YOLO_OFFLINE"] = "True"  # 8.1-8.4.0 accept only the string "true" (case-insensitive)
+    os.environ["YOLO_OFFLINE"] = compat.OFFLINE_VALUE
     os.environ["YOLO_AUTOINSTALL"] = "False"
     os.environ["YOLO_CONFIG_DIR"] = str(cfg)
     os.environ["ULTRALYTICS_SKIP_REQUIREMENTS_CHECKS"] = "1"
@@ -29,7 +31,7 @@ def setup_offline(config_dir: str | Path | None = None) -> Path:
     import matplotlib
 
     font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-    for d in (cfg, cfg / "Ultralytics"):  # <= 8.3.100 read the config dir itself, later releases a subfolder
+    for d in compat.font_dirs(cfg):
         d.mkdir(exist_ok=True)
         for name in ("Arial.ttf", "Arial.Unicode.ttf"):
             if not (d / name).exists():

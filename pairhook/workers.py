@@ -1,10 +1,11 @@
-"""Multi-GPU worker processes on releases that do not give them the trainer's callbacks (before 8.4.140).
+"""Multi-GPU worker processes on releases whose launch does not give them the trainer's callbacks.
 
 Ultralytics trains on several GPUs by writing a script that imports the trainer class *by module and name* and
-builds a fresh trainer in every worker process; before 8.4.140 that trainer has only the default callbacks, so a
-runtime install would silently vanish. On those releases ``install()`` makes the model build its trainer from a
-subclass defined here, named after the class it extends (``PairhookTrainer__ultralytics__models__...``), which the
-worker script can import like any other. The subclass changes nothing except:
+builds a fresh trainer in every worker process. Where that trainer gets only the default callbacks
+(``compat.callbacks_reach_workers()`` is false), a runtime install would silently vanish, so ``install()`` makes the
+model build its trainer from a subclass defined here, named after the class it extends
+(``PairhookTrainer__ultralytics__models__...``), which the worker script can import like any other. The subclass
+changes nothing except:
 
 * in the process that is about to launch workers, it pickles the installations found among its callbacks to a file
   and names the file in the ``PAIRHOOK_WORKER_STATE`` environment variable, which the workers inherit;

@@ -59,7 +59,7 @@ def run_row(row: dict, timeout: int = 1200) -> dict:
     paths, extra_env = prepare(row)
     env = {**os.environ, **extra_env, "PAIRHOOK_EXPECT_ULTRALYTICS": row["version"],
            "PYTHONPATH": os.pathsep.join([*map(str, paths), str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", SUITE]
+    cmd = [sys.executable, "-m", "pytest", "-q", "--disable-warnings", "-p", "no:cacheprovider", SUITE]
     try:
         out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
         tail, rc = (out.stdout + out.stderr)[-4000:], out.returncode

@@ -224,3 +224,18 @@ def test_multi_gpu_worker_trains_with_the_term(dataset, tmp_path, monkeypatch):
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     (row,) = read_csv(tmp_path / "run")
     assert row["train/skl_loss"] > 0 and math.isfinite(row["train/pair_loss"])
+
+
+@pytest.mark.parametrize("version", ["8.0.239", "8.1.46", "8.5.0", "9.0.0"])
+def test_release_outside_the_range_is_refused(monkeypatch, version):
+    monkeypatch.setattr(ultralytics, "__version__", version)
+    with pytest.raises(RuntimeError, match=rf"supports Ultralytics 8\.1\.47 to 8\.4\.x; ultralytics {version} is installed"):
+        pairhook.install(YOLO("yolov8n.yaml"))
+
+
+def test_losses_without_the_task_aligned_assigner_are_refused():
+    from ultralytics import RTDETR
+
+    for model in (YOLO("yolov8n-cls.yaml"), RTDETR("rtdetr-l.yaml")):
+        with pytest.raises(ValueError, match="not supported"):
+            pairhook.install(model)
