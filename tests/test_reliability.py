@@ -532,7 +532,7 @@ def test_non_finite_batches_are_skipped_and_reported_once_per_epoch(dataset, tmp
     assert records.matching(r"1 image\(s\) listed in pairs.json are in neither train nor val")
     for row in read_csv(tmp_path / "run"):
         assert row["train/nan_every_other_loss"] == pytest.approx(0.05)  # mean of 0 (skipped) and 0.1
-        assert all(np.isfinite(v) for v in row.values())
+        assert all(np.isfinite(v) for k, v in row.items() if not k.startswith("pairs/"))  # NaN there: no detections
     ckpt = torch.load(tmp_path / "run" / "weights" / "last.pt", weights_only=False)
     weights = next(ckpt[k] for k in ("ema", "model") if ckpt.get(k) is not None)
     assert all(torch.isfinite(p).all() for p in weights.state_dict().values() if p.is_floating_point())
@@ -552,9 +552,10 @@ def test_a_run_with_pairhook_writes_every_file_a_plain_run_writes(dataset, tmp_p
 
     plain, paired = files(tmp_path / "plain"), files(tmp_path / "paired")
     assert {"weights/last.pt", "weights/best.pt", "results.csv", "results.png", "args.yaml"} <= plain
-    assert paired == plain
+    assert paired - plain == {"pairs.png"} and plain <= paired  # pairhook's own plot, nothing of Ultralytics' lost
     plain_cols, paired_cols = list(read_csv(tmp_path / "plain")[0]), list(read_csv(tmp_path / "paired")[0])
-    assert set(paired_cols) - set(plain_cols) == {"train/pair_loss", "val/pair_loss"}
+    assert set(paired_cols) - set(plain_cols) == {"train/pair_loss", "val/pair_loss", "pairs/both_detected",
+                                                  "pairs/class_agree", "pairs/conf_gap", "pairs/n"}
     assert set(plain_cols) <= set(paired_cols)
 
 
@@ -584,8 +585,13 @@ def test_no_code_path_evaluates_or_imports_from_data():
     """Config through yaml.safe_load only; nothing eval'd, exec'd or unpickled; imports only of pairhook's own plugins
     and entry points (which PAIRHOOK_DISABLE_ENTRYPOINTS turns off: tests/test_plugins.py)."""
     forbidden = re.compile(r"\byaml\.(load|unsafe_load|full_load)\(|\beval\(|\bexec\(|\bpickle\.loads?\(|__import__\(")
+    # The one exception: a multi-GPU worker unpickles the file its own launching process wrote (mkstemp) and named
+    # in its environment, and imports the Ultralytics trainer module named by the launch script. Neither comes from
+    # a data or config file.
+    allowed = {("workers.py", "pickle.load("), ("workers.py", "module")}
     for src in (Path(pairhook.__file__).parent).glob("*.py"):
         text = src.read_text()
-        assert not forbidden.search(text), f"{src.name}: {forbidden.search(text).group()}"
+        for hit in forbidden.finditer(text):
+            assert (src.name, hit.group()) in allowed, f"{src.name}: {hit.group()}"
         for call in re.findall(r"import_module\(([^)]*)\)", text):
-            assert src.name == "plugins.py" and call == "_mod", f"{src.name} imports {call}"
+            assert (src.name, call) in {("plugins.py", "_mod"), *allowed}, f"{src.name} imports {call}"
