@@ -86,6 +86,24 @@ def class_logits(preds: Any, branch: str, nc: int) -> torch.Tensor:
     ``{"boxes", "scores", "feats"}`` dict and the older list of per-level ``(B, 4*reg_max + nc, H, W)`` maps
     (with or without extra task outputs such as mask coefficients or angles).
     """
+    preds = _branch_output(preds, branch)
+    if isinstance(preds, dict):
+        return preds["scores"].permute(0, 2, 1)
+    feats = preds[0] if not isinstance(preds[0], torch.Tensor) else preds  # seg/pose/obb before 8.4: (feats, extra)
+    b = feats[0].shape[0]
+    return torch.cat([f.view(b, f.shape[1], -1) for f in feats], 2)[:, -nc:].permute(0, 2, 1)
+
+
+def shared_scores(preds: Any, branch: str) -> torch.Tensor | None:
+    """The ``(B, nc, A)`` head output that Ultralytics' loss itself differentiates and of which
+    :func:`class_logits` is the ``transpose(1, 2)`` view; ``None`` on releases whose loss gets per-level maps (there
+    :func:`class_logits` concatenates its own copy)."""
+    preds = _branch_output(preds, branch)
+    return preds["scores"] if isinstance(preds, dict) else None
+
+
+def _branch_output(preds: Any, branch: str) -> Any:
+    """The raw training output of ``branch``: unwraps the eval-mode tuple and end-to-end dicts."""
     if isinstance(preds, tuple) and len(preds) == 2 and isinstance(preds[0], torch.Tensor) and preds[0].dim() == 3:
         if isinstance(preds[1], (dict, list, tuple)):
             preds = preds[1]  # eval mode: (decoded predictions, raw outputs)
@@ -93,11 +111,7 @@ def class_logits(preds: Any, branch: str, nc: int) -> torch.Tensor:
         preds = preds[branch]
     elif isinstance(preds, dict) and "one2many" in preds:
         preds = preds["one2many"]
-    if isinstance(preds, dict):
-        return preds["scores"].permute(0, 2, 1)
-    feats = preds[0] if not isinstance(preds[0], torch.Tensor) else preds  # seg/pose/obb before 8.4: (feats, extra)
-    b = feats[0].shape[0]
-    return torch.cat([f.view(b, f.shape[1], -1) for f in feats], 2)[:, -nc:].permute(0, 2, 1)
+    return preds
 
 
 def num_classes(crit: Any) -> int:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from pairhook import compat
-from pairhook.context import PairContext
+from pairhook.context import PairContext, RowGrads
 from pairhook.pairs import PAIRS_KEY
 
 if TYPE_CHECKING:
@@ -75,12 +75,13 @@ class PairhookCriterion:
         try:
             loss, items = self.inner(preds, batch)
             logits = compat.class_logits(preds, self.branch, compat.num_classes(self.inner))
-            terms = self._terms(logits, batch, pairs)
+            terms = self._terms(logits, batch, pairs, RowGrads.attach(compat.shared_scores(preds, self.branch)))
         finally:
             self._captured.clear()  # never keep a past batch's tensors alive
         return compat.add_terms(loss, items, terms, logits.shape[0])
 
-    def _terms(self, logits: torch.Tensor, batch: dict[str, Any], pairs: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def _terms(self, logits: torch.Tensor, batch: dict[str, Any], pairs: torch.Tensor | None,
+               row_grads: RowGrads | None = None) -> dict[str, torch.Tensor]:
         anchor_points, gt_labels, gt_bboxes, (_, target_bboxes, target_scores, fg_mask, target_gt_idx) = self._captured[self.branch]
         pairs = torch.zeros(0, 3, dtype=torch.long) if pairs is None else pairs
         pairs = pairs.to(logits.device, non_blocking=True)
@@ -99,6 +100,7 @@ class PairhookCriterion:
                 epoch=self.installation.epoch,
                 epochs=self.installation.epochs,
                 training=self.training,
+                row_grads=row_grads,
             )
             return {reg.loss_name: reg(ctx) for reg in self.installation.active}
 
