@@ -1,0 +1,46 @@
+"""Run the three benchmarks in one process and print one table with the machine it ran on.
+
+    python benchmarks/run_all.py [--repeats-criterion 10] [--repeats-loop 15] [--repeats-training 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, median, table  # noqa: E402  (sets up offline mode first)
+
+import criterion  # noqa: E402
+import training  # noqa: E402
+import vectorized_vs_loop  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats-criterion", type=int, default=10)
+    ap.add_argument("--repeats-loop", type=int, default=15)
+    ap.add_argument("--repeats-training", type=int, default=3)
+    a = ap.parse_args()
+    before = machine()
+    rows = []
+    crit = criterion.run(a.repeats_criterion)
+    base = crit["ultralytics"]
+    rows.append(["(1) criterion fwd+bwd, B16 640px, 10 GT + 4 pairs/img: wrapper only", f"{crit['wrapper'] / base:.3f}x",
+                 "", f"{base * 1e3:.0f} / {crit['wrapper'] * 1e3:.0f} ms"])
+    rows.append(["(1) same, with `pair_consistency`", f"{crit['pair_consistency'] / base:.3f}x", "<= 1.03x",
+                 f"{base * 1e3:.0f} / {crit['pair_consistency'] * 1e3:.0f} ms"])
+    for n, vec, loop in vectorized_vs_loop.run(a.repeats_loop):
+        rows.append([f"(2) per-pair loop / vectorized `pair_consistency`, {n} pairs", f"{loop / vec:.1f}x faster",
+                     ">= 5x at 64" if n == 64 else "", f"{loop * 1e3:.2f} / {vec * 1e3:.2f} ms"])
+    steps = training.run(a.repeats_training)
+    plain, hooked = median(steps["ultralytics"]), median(steps["pairhook"])
+    rows.append(["(3) CPU training yolov8n 160px B16, time per step with pairhook", f"{hooked / plain:.3f}x", "<= 1.03x",
+                 f"{1 / plain:.2f} / {1 / hooked:.2f} steps/s"])
+    print(f"\nmachine at start: {before}\nmachine at end:   {machine()}\n")
+    print(table(["benchmark", "result", "target", "medians (reference / measured)"], rows))
+
+
+if __name__ == "__main__":
+    main()
