@@ -2,11 +2,11 @@
 
 Both run on the same ``PairContext`` (batch 16, 8400 anchors, 80 classes, the pairs spread over the images, about
 10 assigned anchors per ground truth); the loop is what one writes first: per pair, ``.item()`` / ``int()`` reads,
-``nonzero()`` for the member's anchors, Python branching. Their values are asserted equal. The time is the value's
-forward pass (no gradient), median of interleaved repeats. Each host sync is cheap on a CPU; on a GPU each one
+``nonzero()`` for the member's anchors, Python branching. Their values and gradients are asserted equal. Times are
+medians of interleaved repeats, for the value alone (no gradient) and for value + backward into the (leaf) logits. Each host sync is cheap on a CPU; on a GPU each one
 stalls the device, so the gap there is far larger.
 
-    python benchmarks/vectorized_vs_loop.py [--repeats 15] [--pairs 8 16 32 64 128 256]
+    python benchmarks/vectorized_vs_loop.py [--repeats 15] [--repeats-bwd 3] [--pairs 8 16 32 64 128 256]
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def make_ctx(pairs: int, batch: int = 16, anchors: int = 8400, nc: int = 80, per
 
 def loop_pair_consistency(ctx: PairContext, tau_high: float = 0.5, margin: float = 0.05, delta: float = 0.1,
                           mismatch_weight: float = 1.0) -> torch.Tensor:
-    """The same term, written pair by pair."""
+    """The same term, written pair by pair (differentiable, teacher detached, as the vectorized one)."""
     values = []
     for p in range(ctx.pairs.shape[0]):
         b, ga, gb = (int(v) for v in ctx.pairs[p])
@@ -62,41 +62,59 @@ def loop_pair_consistency(ctx: PairContext, tau_high: float = 0.5, margin: float
             continue  # a member without anchor: the pair does not count
         pa, pb = probs
         t, s = (pa, pb) if pa.max().item() >= pb.max().item() else (pb, pa)
-        conf_t, cls_t = t.max().item(), int(t.argmax())
-        conf_s, cls_s = s.max().item(), int(s.argmax())
-        if conf_t < tau_high:
-            values.append(0.0)
-        elif cls_t == cls_s:
-            x = max(0.0, conf_t - conf_s - margin)
-            values.append(0.5 * x * x if x < delta else delta * (x - 0.5 * delta))
+        t = t.detach()
+        conf_t, cls_t = t.max(0)
+        if conf_t.item() < tau_high:
+            values.append(s.sum() * 0)
+        elif cls_t.item() == s.argmax().item():
+            gap = (conf_t - s.max() - margin).clamp_min(0)
+            values.append(F.huber_loss(gap, torch.zeros_like(gap), delta=delta))
         else:
-            values.append(mismatch_weight * max(0.0, conf_t - s[cls_t].item()) ** 2)
-    return torch.tensor(sum(values) / max(len(values), 1))
+            values.append(mismatch_weight * (conf_t - s[cls_t]).clamp_min(0).square())
+    return torch.stack(values).mean() if values else ctx.logits.sum() * 0
 
 
-def run(repeats: int = 15, sizes: tuple[int, ...] = (8, 16, 32, 64, 128, 256)) -> list[tuple[int, float, float]]:
-    """``(pairs, vectorized seconds, loop seconds)`` per size."""
+def run(repeats: int = 15, sizes: tuple[int, ...] = (8, 16, 32, 64, 128, 256), repeats_bwd: int = 3,
+        ) -> list[tuple[int, dict[str, float]]]:
+    """Per size, median seconds of ``{vectorized, loop} x {forward (value only), forward + backward}``."""
+    fns = {"vectorized": pair_consistency, "loop": loop_pair_consistency}
     out = []
-    with torch.no_grad():
-        for n in sizes:
-            ctx = make_ctx(n)
-            vec, loop = pair_consistency(ctx), loop_pair_consistency(ctx)
-            torch.testing.assert_close(vec, loop, rtol=1e-4, atol=1e-6)
-            times = interleaved({"vectorized": lambda: pair_consistency(ctx),
-                                 "loop": lambda: loop_pair_consistency(ctx)}, repeats)
-            out.append((n, median(times["vectorized"]), median(times["loop"])))
+    for n in sizes:
+        ctx = make_ctx(n)
+        ctx.logits.requires_grad_()
+        values = {k: f(ctx) for k, f in fns.items()}
+        torch.testing.assert_close(values["vectorized"], values["loop"], rtol=1e-4, atol=1e-6)
+        grads = [torch.autograd.grad(v, ctx.logits)[0] for v in values.values()]
+        torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-7)
+
+        def forward(f=None):
+            with torch.no_grad():
+                f(ctx)
+
+        def backward(f=None):
+            f(ctx).backward()
+            ctx.logits.grad = None
+
+        times = interleaved({f"{k} fwd": (lambda f=f: forward(f)) for k, f in fns.items()}, repeats)
+        times |= interleaved({f"{k} fwd+bwd": (lambda f=f: backward(f)) for k, f in fns.items()}, repeats_bwd, warmup=1)
+        out.append((n, {k: median(v) for k, v in times.items()}))
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats-bwd", type=int, default=3, help="repeats with backward (the loop's is slow)")
     ap.add_argument("--pairs", type=int, nargs="+", default=[8, 16, 32, 64, 128, 256])
     a = ap.parse_args()
-    res = run(a.repeats, tuple(a.pairs))
+    res = run(a.repeats, tuple(a.pairs), a.repeats_bwd)
     print(machine())
-    print(table(["pairs", "vectorized ms", "loop ms", "speedup"],
-                [[str(n), f"{v * 1e3:.2f}", f"{lp * 1e3:.2f}", f"{lp / v:.1f}x"] for n, v, lp in res]))
+    rows = []
+    for n, t in res:
+        rows.append([str(n)] + [f"{t[f'{k} {w}'] * 1e3:.2f}" for w in ("fwd", "fwd+bwd") for k in ("loop", "vectorized")]
+                    + [f"{t[f'loop {w}'] / t[f'vectorized {w}']:.1f}x" for w in ("fwd", "fwd+bwd")])
+    print(table(["pairs", "loop fwd ms", "vectorized fwd ms", "loop fwd+bwd ms", "vectorized fwd+bwd ms",
+                 "speedup fwd", "speedup fwd+bwd"], rows))
 
 
 if __name__ == "__main__":

@@ -125,11 +125,11 @@ class PairContext:
         (B, A), G = self.fg_mask.shape, self.gt_labels.shape[1]
         if G == 0 or image.numel() == 0:
             return torch.zeros_like(image), torch.zeros_like(image, dtype=torch.bool)
-        gt_idx = self.target_gt_idx.clamp(0, G - 1)
+        gt_idx = self.target_gt_idx  # a valid GT index at every anchor, as the assigner's argmax gives it
         score = self.target_scores.gather(2, self.gt_labels.gather(1, gt_idx).unsqueeze(-1)).squeeze(-1)  # (B, A)
-        # One max-reduction per GT over a 64-bit key: the fp32 bits of a non-negative score order like the score
-        # (+ 0.0 turns -0.0 into +0.0), and the low 32 bits make the lower anchor win a tie.
-        bits = (score.float().clamp_min(0) + 0.0).view(torch.int32).long() << 32
+        # One max-reduction per GT over a 64-bit key: the fp32 bits of a score >= 0 order like the score (abs turns
+        # -0.0 into +0.0), and the low 32 bits make the lower anchor win a tie.
+        bits = score.float().abs().view(torch.int32).long() << 32
         key = torch.where(self.fg_mask, bits + (A - 1 - torch.arange(A, device=image.device)), -1)  # low bits are 0
         slot = gt_idx + G * torch.arange(B, device=image.device).unsqueeze(-1)
         best = torch.full((B * G,), -1, device=image.device).scatter_reduce_(0, slot.flatten(), key.flatten(), "amax")
