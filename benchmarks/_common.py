@@ -44,6 +44,16 @@ def interleaved(variants: dict[str, Callable[[], object]], repeats: int, warmup:
     return times
 
 
+def add_threads_option(ap) -> None:
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's choice); 1 gives steadier ratios on a busy machine")
+
+
+def apply_threads(n: int | None) -> None:
+    if n:
+        torch.set_num_threads(n)
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 

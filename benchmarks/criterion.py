@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import interleaved, machine, median, table  # noqa: E402  (sets up offline mode first)
+from _common import add_threads_option, apply_threads, interleaved, machine, median, table  # noqa: E402  (sets up offline mode first)
 
 import torch  # noqa: E402
 
@@ -87,7 +87,9 @@ def main() -> None:
     ap.add_argument("--model", default="yolov8n.yaml")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--imgsz", type=int, default=640)
+    add_threads_option(ap)
     a = ap.parse_args()
+    apply_threads(a.threads)
     med = run(a.repeats, a.model, a.batch, a.imgsz)
     print(machine())
     base = med["ultralytics"]

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, median, table  # noqa: E402  (sets up offline mode first)
+from _common import add_threads_option, apply_threads, machine, median, table  # noqa: E402  (sets up offline mode first)
 
 import criterion  # noqa: E402
 import training  # noqa: E402
@@ -22,7 +22,9 @@ def main() -> None:
     ap.add_argument("--repeats-criterion", type=int, default=10)
     ap.add_argument("--repeats-loop", type=int, default=15)
     ap.add_argument("--repeats-training", type=int, default=3)
+    add_threads_option(ap)
     a = ap.parse_args()
+    apply_threads(a.threads)
     before = machine()
     rows = []
     crit = criterion.run(a.repeats_criterion)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import interleaved, machine, median, table  # noqa: E402  (sets up offline mode first)
+from _common import add_threads_option, apply_threads, interleaved, machine, median, table  # noqa: E402  (sets up offline mode first)
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -106,7 +106,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--repeats-bwd", type=int, default=3, help="repeats with backward (the loop's is slow)")
     ap.add_argument("--pairs", type=int, nargs="+", default=[8, 16, 32, 64, 128, 256])
+    add_threads_option(ap)
     a = ap.parse_args()
+    apply_threads(a.threads)
     res = run(a.repeats, tuple(a.pairs), a.repeats_bwd)
     print(machine())
     rows = []
