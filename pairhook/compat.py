@@ -86,24 +86,6 @@ def class_logits(preds: Any, branch: str, nc: int) -> torch.Tensor:
     ``{"boxes", "scores", "feats"}`` dict and the older list of per-level ``(B, 4*reg_max + nc, H, W)`` maps
     (with or without extra task outputs such as mask coefficients or angles).
     """
-    preds = _branch_output(preds, branch)
-    if isinstance(preds, dict):
-        return preds["scores"].permute(0, 2, 1)
-    feats = preds[0] if not isinstance(preds[0], torch.Tensor) else preds  # seg/pose/obb before 8.4: (feats, extra)
-    b = feats[0].shape[0]
-    return torch.cat([f.view(b, f.shape[1], -1) for f in feats], 2)[:, -nc:].permute(0, 2, 1)
-
-
-def shared_scores(preds: Any, branch: str) -> torch.Tensor | None:
-    """The ``(B, nc, A)`` head output that Ultralytics' loss itself differentiates and of which
-    :func:`class_logits` is the ``transpose(1, 2)`` view; ``None`` on releases whose loss gets per-level maps (there
-    :func:`class_logits` concatenates its own copy)."""
-    preds = _branch_output(preds, branch)
-    return preds["scores"] if isinstance(preds, dict) else None
-
-
-def _branch_output(preds: Any, branch: str) -> Any:
-    """The raw training output of ``branch``: unwraps the eval-mode tuple and end-to-end dicts."""
     if isinstance(preds, tuple) and len(preds) == 2 and isinstance(preds[0], torch.Tensor) and preds[0].dim() == 3:
         if isinstance(preds[1], (dict, list, tuple)):
             preds = preds[1]  # eval mode: (decoded predictions, raw outputs)
@@ -111,7 +93,32 @@ def _branch_output(preds: Any, branch: str) -> Any:
         preds = preds[branch]
     elif isinstance(preds, dict) and "one2many" in preds:
         preds = preds["one2many"]
-    return preds
+    if isinstance(preds, dict):
+        return preds["scores"].permute(0, 2, 1)
+    feats = preds[0] if not isinstance(preds[0], torch.Tensor) else preds  # seg/pose/obb before 8.4: (feats, extra)
+    b = feats[0].shape[0]
+    return torch.cat([f.view(b, f.shape[1], -1) for f in feats], 2)[:, -nc:].permute(0, 2, 1)
+
+
+def shared_scores(preds: Any, logits: torch.Tensor) -> torch.Tensor | None:
+    """The tensor of ``preds`` of which ``logits`` (from :func:`class_logits`) is the ``transpose(1, 2)`` view: the
+    head's ``(B, nc, A)`` output that Ultralytics' loss itself differentiates (8.4 dict outputs). ``None`` where
+    :func:`class_logits` concatenated its own copy (per-level maps)."""
+    base = logits._base
+    if base is None or base.dim() != 3 or not any(t is base for t in _tensors(preds)):
+        return None
+    return base if base.transpose(1, 2).stride() == logits.stride() and base.data_ptr() == logits.data_ptr() else None
+
+
+def _tensors(obj: Any) -> Iterator[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _tensors(v)
 
 
 def num_classes(crit: Any) -> int:

@@ -75,7 +75,7 @@ class PairhookCriterion:
         try:
             loss, items = self.inner(preds, batch)
             logits = compat.class_logits(preds, self.branch, compat.num_classes(self.inner))
-            terms = self._terms(logits, batch, pairs, RowGrads.attach(compat.shared_scores(preds, self.branch)))
+            terms = self._terms(logits, batch, pairs, RowGrads.attach(compat.shared_scores(preds, logits)))
         finally:
             self._captured.clear()  # never keep a past batch's tensors alive
         return compat.add_terms(loss, items, terms, logits.shape[0])

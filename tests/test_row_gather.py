@@ -65,7 +65,7 @@ def grads(m, batch, img, spec, fast: bool, monkeypatch) -> list[torch.Tensor]:
     add = RowGrads._add
     with monkeypatch.context() as mp:
         if not fast:
-            mp.setattr(compat, "shared_scores", lambda preds, branch: None)
+            mp.setattr(compat, "shared_scores", lambda preds, logits: None)
         mp.setattr(RowGrads, "_add", lambda self, g: calls.append(g.shape) or add(self, g))
         m.zero_grad()
         loss, items = crit(m(img), batch)
@@ -124,3 +124,13 @@ def test_duplicate_rows_accumulate():
         rows = ctx.rows(image, anchor)
         ((rows * torch.arange(9.0).view(3, 3)).sum() + head.square().sum()).backward()
     torch.testing.assert_close(scores.grad, ref.grad)
+
+
+def test_shared_scores_only_for_a_head_output_the_loss_uses():
+    scores = torch.randn(2, 3, 5, requires_grad=True) * 1
+    preds = {"boxes": torch.randn(2, 64, 5), "scores": scores, "feats": [torch.zeros(2, 1, 1, 5)]}
+    assert compat.shared_scores(preds, compat.class_logits(preds, "main", 3)) is scores
+    e2e = {"one2many": preds, "one2one": {**preds, "scores": scores.detach()}}
+    assert compat.shared_scores(e2e, compat.class_logits(e2e, "one2many", 3)) is scores
+    levels = [torch.randn(2, 64 + 3, 2, 2, requires_grad=True) * 1, torch.randn(2, 64 + 3, 1, 1, requires_grad=True) * 1]
+    assert compat.shared_scores(levels, compat.class_logits(levels, "main", 3)) is None  # its own concatenation
