@@ -1,6 +1,8 @@
 """Run the three benchmarks in one process and print one table with the machine it ran on.
 
-    python benchmarks/run_all.py [--repeats-criterion 10] [--repeats-loop 15] [--repeats-training 3]
+    python benchmarks/run_all.py [--repeats-criterion 10] [--repeats-loop 15] [--repeats-training 3] [--threads N]
+
+``--threads`` applies to benchmarks 1 and 2; Ultralytics picks the threads of the training in 3 itself.
 """
 
 from __future__ import annotations

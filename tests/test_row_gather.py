@@ -134,3 +134,23 @@ def test_shared_scores_only_for_a_head_output_the_loss_uses():
     assert compat.shared_scores(e2e, compat.class_logits(e2e, "one2many", 3)) is scores
     levels = [torch.randn(2, 64 + 3, 2, 2, requires_grad=True) * 1, torch.randn(2, 64 + 3, 1, 1, requires_grad=True) * 1]
     assert compat.shared_scores(levels, compat.class_logits(levels, "main", 3)) is None  # its own concatenation
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_row_path_has_no_host_sync_on_cuda():
+    from pairhook.regularizers import symmetric_kl
+
+    base = ctx_with_ties(0)
+    scores = torch.randn(3, 5, 40, device="cuda", requires_grad=True)
+    head = scores * 1
+    fields = {k: getattr(base, k).cuda() for k in ("target_scores", "target_bboxes", "fg_mask", "target_gt_idx",
+                                                   "gt_labels", "gt_bboxes")}
+    pairs = torch.tensor([[0, 0, 1], [1, 2, 3], [2, 0, 1]], device="cuda")
+    ctx = PairContext(logits=head.transpose(1, 2), pairs=pairs, row_grads=RowGrads.attach(head), **fields)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        (symmetric_kl(ctx) + head.sum()).backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert scores.grad is not None
