@@ -122,6 +122,7 @@ def test_duplicate_rows_accumulate():
                           target_gt_idx=torch.zeros(2, 5, dtype=torch.long), gt_labels=torch.zeros(2, 1, dtype=torch.long),
                           gt_bboxes=torch.zeros(2, 1, 4), row_grads=RowGrads.attach(head) if fast else None)
         rows = ctx.rows(image, anchor)
+        torch.testing.assert_close(rows, head.transpose(1, 2)[image, anchor], rtol=0, atol=0)
         ((rows * torch.arange(9.0).view(3, 3)).sum() + head.square().sum()).backward()
     torch.testing.assert_close(scores.grad, ref.grad)
 
