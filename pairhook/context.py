@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -19,20 +20,27 @@ class RowGrads:
     and adds it to the gradient that Ultralytics' loss sends to the same head output: three passes over ``B*A*C``
     values for a few hundred rows. Instead, the gather's backward only records its rows, and a hook on the head
     output adds them in place when autograd delivers that output's gradient (cost proportional to the rows).
-    Autograd runs every gather's backward before the hook, as the gathers depend on the head output.
+    Autograd runs every gather's backward before the hook, as the gathers depend on the head output. It serves only
+    the exact ``logits`` tensor it was made for: a context whose logits were replaced (e.g. behind a gradient gate)
+    gathers the plain way, so whatever stands between sees the gradient.
     """
 
-    def __init__(self, scores: torch.Tensor) -> None:
+    def __init__(self, scores: torch.Tensor, logits: torch.Tensor) -> None:
         self._rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._logits = weakref.ref(logits)
         scores.register_hook(self._add)
 
     @classmethod
-    def attach(cls, scores: Optional[torch.Tensor]) -> Optional[RowGrads]:
-        """For ``scores`` ``(B, C, A)``, of which the context's logits are the ``transpose(1, 2)`` view and which
-        Ultralytics' loss also differentiates; ``None`` when there is no such tensor or no gradient is taken."""
+    def attach(cls, scores: Optional[torch.Tensor], logits: torch.Tensor) -> Optional[RowGrads]:
+        """For ``scores`` ``(B, C, A)``, which Ultralytics' loss also differentiates, and ``logits``, its
+        ``transpose(1, 2)`` view (possibly cast to fp32) as the context holds it; ``None`` when there is no such
+        tensor or no gradient is taken."""
         if scores is None or not (torch.is_grad_enabled() and scores.requires_grad):
             return None
-        return cls(scores)
+        return cls(scores, logits)
+
+    def serves(self, logits: torch.Tensor) -> bool:
+        return self._logits() is logits
 
     def record(self, image: torch.Tensor, anchor: torch.Tensor, grad: torch.Tensor) -> None:
         self._rows.append((image, anchor, grad))
@@ -166,7 +174,7 @@ class PairContext:
 
     def rows(self, image: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
         """(N, C) fp32 ``logits[image, anchor]``, with a backward that costs O(N*C) when ``row_grads`` is set."""
-        if self.row_grads is None:
+        if self.row_grads is None or not self.row_grads.serves(self.logits):
             return self.logits[image, anchor].float()
         return _GatherRows.apply(self.logits, image, anchor, self.row_grads).float()
 

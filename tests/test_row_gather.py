@@ -7,6 +7,8 @@ autograd indexing, on real Ultralytics heads and losses.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -101,14 +103,40 @@ def test_row_gradients_under_autocast(monkeypatch):
 def test_zero_with_row_grads_is_attached_and_gives_no_gradient():
     scores = torch.randn(2, 3, 5, requires_grad=True)
     head = scores * 1  # non-leaf, as a head output
-    ctx = PairContext(logits=head.transpose(1, 2), target_scores=torch.zeros(2, 5, 3), target_bboxes=torch.zeros(2, 5, 4),
+    logits = head.transpose(1, 2)
+    ctx = PairContext(logits=logits, target_scores=torch.zeros(2, 5, 3), target_bboxes=torch.zeros(2, 5, 4),
                       fg_mask=torch.zeros(2, 5, dtype=torch.bool), target_gt_idx=torch.zeros(2, 5, dtype=torch.long),
                       gt_labels=torch.zeros(2, 0, dtype=torch.long), gt_bboxes=torch.zeros(2, 0, 4),
-                      row_grads=RowGrads.attach(head))
+                      row_grads=RowGrads.attach(head, logits))
     value = ctx.zero() + head.sum()
     assert ctx.zero().item() == 0.0 and ctx.zero().requires_grad
     value.backward()
     torch.testing.assert_close(scores.grad, torch.ones_like(scores))
+
+
+class _Block(torch.autograd.Function):
+    """Identity that lets no gradient through, as a gate on a skipped term does."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.zeros_like(grad)
+
+
+def test_replaced_logits_gather_the_plain_way():
+    scores = torch.randn(2, 3, 5, requires_grad=True)
+    head = scores * 1
+    logits = head.transpose(1, 2)
+    ctx = PairContext(logits=logits, target_scores=torch.zeros(2, 5, 3), target_bboxes=torch.zeros(2, 5, 4),
+                      fg_mask=torch.zeros(2, 5, dtype=torch.bool), target_gt_idx=torch.zeros(2, 5, dtype=torch.long),
+                      gt_labels=torch.zeros(2, 1, dtype=torch.long), gt_bboxes=torch.zeros(2, 1, 4),
+                      row_grads=RowGrads.attach(head, logits))
+    gated = dataclasses.replace(ctx, logits=_Block.apply(ctx.logits))
+    (gated.rows(torch.tensor([0, 1]), torch.tensor([2, 4])).sum() + head.sum()).backward()
+    torch.testing.assert_close(scores.grad, torch.ones_like(scores))  # the gate held: only head.sum() got through
 
 
 def test_duplicate_rows_accumulate():
@@ -117,10 +145,11 @@ def test_duplicate_rows_accumulate():
     image, anchor = torch.tensor([1, 1, 0]), torch.tensor([4, 4, 2])
     for s, fast in ((scores, True), (ref, False)):
         head = s * 1
-        ctx = PairContext(logits=head.transpose(1, 2), target_scores=torch.zeros(2, 5, 3),
+        logits = head.transpose(1, 2)
+        ctx = PairContext(logits=logits, target_scores=torch.zeros(2, 5, 3),
                           target_bboxes=torch.zeros(2, 5, 4), fg_mask=torch.zeros(2, 5, dtype=torch.bool),
                           target_gt_idx=torch.zeros(2, 5, dtype=torch.long), gt_labels=torch.zeros(2, 1, dtype=torch.long),
-                          gt_bboxes=torch.zeros(2, 1, 4), row_grads=RowGrads.attach(head) if fast else None)
+                          gt_bboxes=torch.zeros(2, 1, 4), row_grads=RowGrads.attach(head, logits) if fast else None)
         rows = ctx.rows(image, anchor)
         torch.testing.assert_close(rows, head.transpose(1, 2)[image, anchor], rtol=0, atol=0)
         ((rows * torch.arange(9.0).view(3, 3)).sum() + head.square().sum()).backward()
@@ -147,7 +176,8 @@ def test_row_path_has_no_host_sync_on_cuda():
     fields = {k: getattr(base, k).cuda() for k in ("target_scores", "target_bboxes", "fg_mask", "target_gt_idx",
                                                    "gt_labels", "gt_bboxes")}
     pairs = torch.tensor([[0, 0, 1], [1, 2, 3], [2, 0, 1]], device="cuda")
-    ctx = PairContext(logits=head.transpose(1, 2), pairs=pairs, row_grads=RowGrads.attach(head), **fields)
+    logits = head.transpose(1, 2)
+    ctx = PairContext(logits=logits, pairs=pairs, row_grads=RowGrads.attach(head, logits), **fields)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
