@@ -117,6 +117,27 @@ def class_logits(preds: Any, branch: str, nc: int) -> torch.Tensor:
     return torch.cat([f.view(b, f.shape[1], -1) for f in feats], 2)[:, -nc:].permute(0, 2, 1)
 
 
+def shared_scores(preds: Any, logits: torch.Tensor) -> torch.Tensor | None:
+    """The tensor of ``preds`` of which ``logits`` (from :func:`class_logits`) is the ``transpose(1, 2)`` view: the
+    head's ``(B, nc, A)`` output that Ultralytics' loss itself differentiates (8.4 dict outputs). ``None`` where
+    :func:`class_logits` concatenated its own copy (per-level maps)."""
+    base = logits._base
+    if base is None or base.dim() != 3 or not any(t is base for t in _tensors(preds)):
+        return None
+    return base if base.transpose(1, 2).stride() == logits.stride() and base.data_ptr() == logits.data_ptr() else None
+
+
+def _tensors(obj: Any) -> Iterator[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _tensors(v)
+
+
 def num_classes(crit: Any) -> int:
     return int(getattr(crit, "nc", None) or crit.one2many.nc)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -10,6 +11,68 @@ import torch
 
 def _no_pairs() -> torch.Tensor:
     return torch.zeros(0, 3, dtype=torch.long)
+
+
+class RowGrads:
+    """Adds the gradient of rows gathered from the logits straight into the head output's own gradient.
+
+    Autograd's backward of ``logits[image, anchor]`` fills a zero ``(B, A, C)`` tensor, scatters the rows into it
+    and adds it to the gradient that Ultralytics' loss sends to the same head output: three passes over ``B*A*C``
+    values for a few hundred rows. Instead, the gather's backward only records its rows, and a hook on the head
+    output adds them in place when autograd delivers that output's gradient (cost proportional to the rows).
+    Autograd runs every gather's backward before the hook, as the gathers depend on the head output. It serves only
+    the exact ``logits`` tensor it was made for: a context whose logits were replaced (e.g. behind a gradient gate)
+    gathers the plain way, so whatever stands between sees the gradient.
+    """
+
+    def __init__(self, scores: torch.Tensor, logits: torch.Tensor) -> None:
+        self._rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._logits = weakref.ref(logits)
+        scores.register_hook(self._add)
+
+    @classmethod
+    def attach(cls, scores: Optional[torch.Tensor], logits: torch.Tensor) -> Optional[RowGrads]:
+        """For ``scores`` ``(B, C, A)``, which Ultralytics' loss also differentiates, and ``logits``, its
+        ``transpose(1, 2)`` view (possibly cast to fp32) as the context holds it; ``None`` when there is no such
+        tensor or no gradient is taken."""
+        if scores is None or not (torch.is_grad_enabled() and scores.requires_grad):
+            return None
+        return cls(scores, logits)
+
+    def serves(self, logits: torch.Tensor) -> bool:
+        return self._logits() is logits
+
+    def record(self, image: torch.Tensor, anchor: torch.Tensor, grad: torch.Tensor) -> None:
+        self._rows.append((image, anchor, grad))
+
+    def _add(self, grad: torch.Tensor) -> torch.Tensor:
+        if not self._rows:
+            return grad
+        image, anchor, values = (torch.cat(t) for t in zip(*self._rows))
+        self._rows.clear()
+        rows = grad.transpose(1, 2)
+        if not (rows.is_contiguous() or grad.is_contiguous()):  # e.g. an expanded gradient: no in-place update
+            rows = rows.contiguous()
+        rows.index_put_((image, anchor), values.to(rows.dtype), accumulate=True)
+        return rows.transpose(1, 2)
+
+
+class _GatherRows(torch.autograd.Function):
+    """``logits[image, anchor]`` whose backward hands the row gradients to a :class:`RowGrads`."""
+
+    @staticmethod
+    def forward(ctx: Any, logits: torch.Tensor, image: torch.Tensor, anchor: torch.Tensor, sink: RowGrads) -> torch.Tensor:
+        ctx.sink = sink
+        ctx.save_for_backward(image, anchor)
+        c = logits.shape[2]
+        flat = ((image * logits.shape[1] + anchor) * c).unsqueeze(-1) + torch.arange(c, device=logits.device)
+        return torch.take(logits, flat)  # reads N*C values; advanced indexing of the strided view is much slower
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, None, None, None]:
+        image, anchor = ctx.saved_tensors
+        ctx.sink.record(image, anchor, grad)
+        return None, None, None, None
 
 
 @dataclass(frozen=True)
@@ -32,6 +95,8 @@ class PairContext:
         epoch: current epoch (0-based); epochs: total epochs of the run.
         training: False when called from validation (no gradient is taken then).
         anchor_points: (A, 2) anchor centres in network-input pixels, when pairhook built the context.
+        row_grads: set by pairhook's criterion when ``logits`` is a view of a head output that Ultralytics' loss also
+            differentiates; gathered rows then send their gradient through it (see :class:`RowGrads`).
     """
 
     logits: torch.Tensor
@@ -47,6 +112,7 @@ class PairContext:
     epochs: int = 1
     training: bool = True
     anchor_points: Optional[torch.Tensor] = None
+    row_grads: Optional[RowGrads] = field(default=None, repr=False, compare=False)
 
     @property
     def num_pairs(self) -> int:
@@ -61,12 +127,23 @@ class PairContext:
         """Per member, the supervising anchor with the largest target score for the GT's class.
 
         Ties go to the lowest anchor index. Returns ``(anchor (N,) long, has_anchor (N,) bool)``; where a member has
-        no anchor, its index is 0 and ``has_anchor`` is False.
+        no anchor, its index is 0 and ``has_anchor`` is False. Works on ``(B, A)`` maps, once for all ground truths,
+        so its cost does not grow with the number of members.
         """
-        scores = self.member_target_scores(image, gt)
-        mask = self.anchor_mask(image, gt)
-        anchor = torch.where(mask, scores, torch.full_like(scores, -1.0)).argmax(-1)
-        return anchor, mask.any(-1)
+        (B, A), G = self.fg_mask.shape, self.gt_labels.shape[1]
+        if G == 0 or image.numel() == 0:
+            return torch.zeros_like(image), torch.zeros_like(image, dtype=torch.bool)
+        gt_idx = self.target_gt_idx  # a valid GT index at every anchor, as the assigner's argmax gives it
+        score = self.target_scores.gather(2, self.gt_labels.gather(1, gt_idx).unsqueeze(-1)).squeeze(-1)  # (B, A)
+        # One max-reduction per GT over a 64-bit key: the fp32 bits of a score >= 0 order like the score (abs turns
+        # -0.0 into +0.0), and the low 32 bits make the lower anchor win a tie.
+        bits = score.float().abs().view(torch.int32).long() << 32
+        key = torch.where(self.fg_mask, bits + (A - 1 - torch.arange(A, device=image.device)), -1)  # low bits are 0
+        slot = gt_idx + G * torch.arange(B, device=image.device).unsqueeze(-1)
+        best = torch.full((B * G,), -1, device=image.device).scatter_reduce_(0, slot.flatten(), key.flatten(), "amax")
+        best = best[image * G + gt]
+        has = best >= 0
+        return torch.where(has, A - 1 - (best & 0xFFFFFFFF), 0), has
 
     def member_target_scores(self, image: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
         """(N, A) the assigner's target score for the class of GT ``gt[n]`` at every anchor of image ``image[n]``."""
@@ -83,7 +160,7 @@ class PairContext:
         """
         if anchor == "best":
             idx, valid = self.best_anchor(image, gt)
-            return self.logits[image, idx].float(), valid
+            return self.rows(image, idx), valid
         if anchor == "mean":
             mask = self.anchor_mask(image, gt)
             w = self.member_target_scores(image, gt).float() * mask
@@ -95,6 +172,13 @@ class PairContext:
             return torch.logit(probs.clamp(eps, 1 - eps)), mask.any(-1)
         raise ValueError(f"anchor must be 'best' or 'mean', got {anchor!r}")
 
+    def rows(self, image: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+        """(N, C) fp32 ``logits[image, anchor]``, with a backward that costs O(N*C) when ``row_grads`` is set."""
+        if self.row_grads is None or not self.row_grads.serves(self.logits):
+            return self.logits[image, anchor].float()
+        return _GatherRows.apply(self.logits, image, anchor, self.row_grads).float()
+
     def zero(self) -> torch.Tensor:
         """A 0-d fp32 zero attached to the logits' graph: the value of a term with nothing to act on."""
-        return self.logits.float().flatten()[:0].sum()  # exact 0 even when some logit is inf or NaN
+        none = torch.zeros(0, dtype=torch.long, device=self.logits.device)
+        return self.rows(none, none).sum()  # exact 0 even when some logit is inf or NaN

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from pairhook import compat
-from pairhook.context import PairContext
+from pairhook.context import PairContext, RowGrads
 from pairhook.pairs import PAIRS_KEY
 
 if TYPE_CHECKING:
@@ -89,18 +89,20 @@ class PairhookCriterion:
         try:
             loss, items = self.inner(preds, batch)
             logits = compat.class_logits(preds, self.branch, compat.num_classes(self.inner))
-            terms = self._terms(logits, batch, pairs)
+            terms = self._terms(logits, batch, pairs, compat.shared_scores(preds, logits))
         finally:
             self._captured.clear()  # never keep a past batch's tensors alive
         return compat.add_terms(loss, items, terms, logits.shape[0])
 
-    def _terms(self, logits: torch.Tensor, batch: dict[str, Any], pairs: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def _terms(self, logits: torch.Tensor, batch: dict[str, Any], pairs: torch.Tensor | None,
+               scores: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         anchor_points, gt_labels, gt_bboxes, (_, target_bboxes, target_scores, fg_mask, target_gt_idx) = self._captured[self.branch]
         pairs = torch.zeros(0, 3, dtype=torch.long) if pairs is None else pairs
         pairs = pairs.to(logits.device, non_blocking=True)
         with torch.autocast(logits.device.type, enabled=False):
+            logits = logits.float()
             ctx = PairContext(
-                logits=logits.float(),
+                logits=logits,
                 target_scores=target_scores.float(),
                 target_bboxes=target_bboxes.float(),
                 fg_mask=fg_mask.bool(),
@@ -113,6 +115,7 @@ class PairhookCriterion:
                 epoch=self.installation.epoch,
                 epochs=self.installation.epochs,
                 training=self.training,
+                row_grads=RowGrads.attach(scores, logits),
             )
             return {reg.loss_name: self._term(reg, ctx) for reg in self.installation.active}
 

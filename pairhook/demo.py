@@ -94,7 +94,8 @@ def _plots(run_dir: Path) -> list[str]:
 
 
 def run_demo(out: str | Path = "pairhook-demo", images: int = 64, epochs: int = 60, imgsz: int = 128,
-             model: str = "yolov8n.yaml", seed: int = 0, regularizer: str = "pair_consistency") -> dict[str, Any]:
+             model: str = "yolov8n.yaml", seed: int = 0, regularizer: str = "pair_consistency", seeds: int = 1,
+             ) -> dict[str, Any]:
     """Generate a paired-defect dataset, train ``model`` without and with ``regularizer``, print a comparison.
 
     Args:
@@ -104,19 +105,22 @@ def run_demo(out: str | Path = "pairhook-demo", images: int = 64, epochs: int = 
         epochs, imgsz, seed: training settings, identical for both runs.
         model: a model YAML (trained from scratch) or weights file.
         regularizer: name of a registered regularizer, installed with its default options.
+        seeds: trainings per variant, with seeds ``seed, seed + 1, ...`` (run folders get a ``-seed<k>`` suffix when
+            more than one); the table shows their mean. The dataset is the same for all.
 
     Returns:
-        ``{"metrics": {run: {label: value or None}}, "runs": {run: Path}, "data": Path, "table": str}`` with runs
-        ``"baseline"`` and ``regularizer``, labels as in :data:`TABLE` (``mAP50``, ``mAP50-95``,
-        ``train/<loss>``, ``val/<loss>``; a value is None where the run has no such column).
+        ``{"metrics": {run: {label: value or None}}, "runs": {run: Path}, "seed_runs": {run: [Path, ...]},
+        "data": Path, "table": str}`` with runs ``"baseline"`` and ``regularizer``, labels as in :data:`TABLE`
+        (``mAP50``, ``mAP50-95``, ``train/<loss>``, ``val/<loss>``; a value is None where the run has no such
+        column; the mean over seeds), ``runs`` the first seed's folder.
     """
     from ultralytics import YOLO
 
     import pairhook
     from pairhook.synthetic import make_dataset
 
-    if images < 1 or epochs < 1:
-        raise ValueError(f"images and epochs must be >= 1, got images={images}, epochs={epochs}")
+    if images < 1 or epochs < 1 or seeds < 1:
+        raise ValueError(f"images, epochs and seeds must be >= 1, got {images=}, {epochs=}, {seeds=}")
     registry = pairhook.registry()
     if regularizer not in registry:
         raise ValueError(f"unknown regularizer {regularizer!r}; available: {', '.join(sorted(registry))}")
@@ -128,23 +132,35 @@ def run_demo(out: str | Path = "pairhook-demo", images: int = 64, epochs: int = 
           f"{ds.pairs_json.name}")
 
     names = [BASELINE, regularizer]
-    runs: dict[str, Path] = {}
-    for i, name in enumerate(names, 1):
+    seed_runs: dict[str, list[Path]] = {name: [] for name in names}
+    jobs = [(s, name) for s in range(seed, seed + seeds) for name in names]
+    for i, (s, name) in enumerate(jobs, 1):
         what = "no regularizer" if name == BASELINE else f"pairhook.install(regularizers={name!r})"
-        print(f"\n[{i}/{len(names)}] {name}: {model}, {epochs} epochs, imgsz={imgsz}, seed={seed}, {what}", flush=True)
+        print(f"\n[{i}/{len(jobs)}] {name}: {model}, {epochs} epochs, imgsz={imgsz}, seed={s}, {what}", flush=True)
         yolo = YOLO(model)
         if name != BASELINE:
             pairhook.install(yolo, pairs=ds.pairs_json, regularizers=name)
-        yolo.train(data=str(ds.data_yaml), epochs=epochs, imgsz=imgsz, seed=seed, project=str(out / "runs"),
-                   name=name, **TRAIN)
-        runs[name] = Path(yolo.trainer.save_dir)
+        yolo.train(data=str(ds.data_yaml), epochs=epochs, imgsz=imgsz, seed=s, project=str(out / "runs"),
+                   name=name if seeds == 1 else f"{name}-seed{s}", **TRAIN)
+        seed_runs[name].append(Path(yolo.trainer.save_dir))
 
     rows = table_rows(registry[regularizer].loss_name)
-    metrics = {name: pick(read_results(runs[name]), rows) for name in names}
+    metrics = {name: _mean([pick(read_results(d), rows) for d in seed_runs[name]]) for name in names}
+    runs = {name: dirs[0] for name, dirs in seed_runs.items()}
     table = format_table(metrics)
-    print(f"\npairhook demo: last epoch of each run (results.csv)\n\n{table}\n")
+    of = "each run" if seeds == 1 else f"each variant, mean of {seeds} seeds"
+    print(f"\npairhook demo: last epoch of {of} (results.csv)\n\n{table}\n")
     for name in names:
         plots = _plots(runs[name])
         print(f"{name:>{max(map(len, names))}}: {runs[name]}  ({len(plots)} plots: {', '.join(plots[:3])}"
               f"{', ...' if len(plots) > 3 else ''})")
-    return {"metrics": metrics, "runs": runs, "data": ds.root, "table": table}
+    return {"metrics": metrics, "runs": runs, "seed_runs": seed_runs, "data": ds.root, "table": table}
+
+
+def _mean(per_seed: list[dict[str, Optional[float]]]) -> dict[str, Optional[float]]:
+    """Label-wise mean over seeds of the values that exist (None where no seed has one)."""
+    out = {}
+    for label in per_seed[0]:
+        values = [m[label] for m in per_seed if m[label] is not None]
+        out[label] = sum(values) / len(values) if values else None
+    return out

@@ -20,14 +20,15 @@ from pairhook import cli, demo, inspection
 def test_values_are_typed_and_defaults_filled():
     kw = cli.parse_args(["epochs=3", "out=runs/x", "model=yolov8s.yaml", "seed=010"], cli.COMMANDS["demo"].keys)
     assert kw == {"out": "runs/x", "images": 64, "epochs": 3, "imgsz": 128, "model": "yolov8s.yaml", "seed": 10,
-                  "regularizer": "pair_consistency"}
+                  "regularizer": "pair_consistency", "seeds": 1}
     assert cli.parse_args(["out=007"], cli.COMMANDS["demo"].keys)["out"] == "007"  # a str key keeps the text
     kw = cli.parse_args(["data=d.yaml", "pairs=null"], cli.COMMANDS["inspect"].keys)
     assert kw["data"] == "d.yaml" and kw["pairs"] is None and kw["batches"] == 2
 
 
 def test_cli_keys_come_from_the_functions():
-    assert list(cli.COMMANDS["demo"].keys) == ["out", "images", "epochs", "imgsz", "model", "seed", "regularizer"]
+    assert list(cli.COMMANDS["demo"].keys) == ["out", "images", "epochs", "imgsz", "model", "seed", "regularizer",
+                                               "seeds"]
     assert cli.COMMANDS["demo"].keys["epochs"] == (int, 60)
     assert cli.COMMANDS["inspect"].keys["data"] == (str, cli.REQUIRED)
     assert cli.COMMANDS["inspect"].keys["pairs"] == (str, None)

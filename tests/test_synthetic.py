@@ -172,6 +172,21 @@ def test_hard_band_only_degrades_lower_half(tmp_path: Path) -> None:
     assert hard.truth == easy.truth and read_labels(hard) == read_labels(easy)
 
 
+def test_lower_member_of_a_pair_has_less_contrast(ds: SyntheticDataset) -> None:
+    """The positional bias users see: the same defect is fainter in the lower view (defaults, ``hard_band=True``)."""
+    h, w = SIZE
+    labels = read_labels(ds)
+    spread = {"upper": [], "lower": []}
+    for name, idx in ds.truth.items():
+        im = cv2.GaussianBlur(cv2.imread(str(ds.root / "images" / name.split("_")[0] / f"{name}.png")), (3, 3), 0)
+        for member, row in (m for a, b in idx for m in (("upper", a), ("lower", b))):
+            _, x, y, bw, bh = labels[name][row]
+            crop = im[round((y - bh / 2) * h):round((y + bh / 2) * h), round((x - bw / 2) * w):round((x + bw / 2) * w)]
+            spread[member].append(float(crop.astype(np.float32).std(axis=(0, 1)).mean()))
+    assert len(spread["lower"]) > 20
+    assert np.mean(spread["lower"]) < 0.8 * np.mean(spread["upper"])
+
+
 def test_invalid_arguments(tmp_path: Path) -> None:
     root = tmp_path / "unused"
     with pytest.raises(ValueError, match="shift"):
