@@ -26,7 +26,8 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return (f"{cpu}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), load avg {load}; "
+    gpu = f"; GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return (f"{cpu}{gpu}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), load avg {load}; "
             f"Python {platform.python_version()}, torch {torch.__version__}, ultralytics {ultralytics.__version__}")
 
 
@@ -42,6 +43,23 @@ def interleaved(variants: dict[str, Callable[[], object]], repeats: int, warmup:
             if r >= warmup:
                 times[name].append(time.perf_counter() - t)
     return times
+
+
+def add_device_option(ap) -> None:
+    ap.add_argument("--device", default="cpu", help="torch device, e.g. cuda (timings then synchronize per call)")
+
+
+def synced(fn: Callable[[], object], device: str) -> Callable[[], object]:
+    """``fn`` followed by a device synchronize, so a timer around it sees the device's work too."""
+    if not str(device).startswith("cuda"):
+        return fn
+
+    def call() -> object:
+        out = fn()
+        torch.cuda.synchronize()
+        return out
+
+    return call
 
 
 def add_threads_option(ap) -> None:

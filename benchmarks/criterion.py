@@ -4,7 +4,7 @@ Batch 16 at 640 px, 80 classes, 10 ground truths and 4 pairs per image. The head
 tensors and the criterion receives the dict the Detect head builds from them, so the backward runs through the
 same concatenation as in training. Variants run interleaved; the ratios are of medians.
 
-    python benchmarks/criterion.py [--repeats 10] [--model yolov8n.yaml] [--batch 16] [--imgsz 640]
+    python benchmarks/criterion.py [--repeats 10] [--model yolov8n.yaml] [--batch 16] [--imgsz 640] [--device cpu]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_threads_option, apply_threads, interleaved, machine, median, table  # noqa: E402  (sets up offline mode first)
+from _common import add_device_option, add_threads_option, apply_threads, interleaved, machine, median, synced, table  # noqa: E402  (sets up offline mode first)
 
 import torch  # noqa: E402
 
@@ -24,7 +24,7 @@ from pairhook.pairs import PAIRS_KEY  # noqa: E402
 
 
 def make_case(model: str = "yolov8n.yaml", batch: int = 16, imgsz: int = 640, gts: int = 10, pairs: int = 4,
-              seed: int = 0):
+              seed: int = 0, device: str = "cpu"):
     """The model, a batch with ``gts`` boxes and ``pairs`` pairs per image, and a function giving fresh head
     outputs (leaves at the per-level maps) for one criterion call."""
     from ultralytics import YOLO
@@ -47,9 +47,11 @@ def make_case(model: str = "yolov8n.yaml", batch: int = 16, imgsz: int = 640, gt
             "cls": torch.randint(0, head.nc, (n, 1), generator=g).float(), "bboxes": torch.cat([xy, wh], 1)}
     data[PAIRS_KEY] = torch.stack([torch.arange(batch).repeat_interleave(pairs), torch.arange(pairs).repeat(batch),
                                    torch.arange(pairs, 2 * pairs).repeat(batch)], 1)
-    maps = [(torch.randn(batch, 4 * head.reg_max, *s, generator=g), torch.randn(batch, head.nc, *s, generator=g) - 4)
-            for s in sizes]
-    feat_maps = [torch.zeros(batch, 1, *s) for s in sizes]  # only their shapes are read
+    maps = [(torch.randn(batch, 4 * head.reg_max, *s, generator=g).to(device),
+             (torch.randn(batch, head.nc, *s, generator=g) - 4).to(device)) for s in sizes]
+    feat_maps = [torch.zeros(batch, 1, *s, device=device) for s in sizes]  # only their shapes are read
+    data = {k: v.to(device) for k, v in data.items()}
+    m.to(device)
 
     def preds() -> tuple[dict, list[torch.Tensor]]:
         leaves = [t.clone().requires_grad_() for pair in maps for t in pair]
@@ -71,13 +73,14 @@ def step(crit, data: dict, preds) -> list[torch.Tensor]:
     return [t.grad for t in leaves]
 
 
-def run(repeats: int = 10, model: str = "yolov8n.yaml", batch: int = 16, imgsz: int = 640) -> dict[str, float]:
-    m, data, preds = make_case(model, batch, imgsz)
+def run(repeats: int = 10, model: str = "yolov8n.yaml", batch: int = 16, imgsz: int = 640,
+        device: str = "cpu") -> dict[str, float]:
+    m, data, preds = make_case(model, batch, imgsz, device=device)
     plain = m.init_criterion()
     wrapped = {name: PairhookCriterion(m.init_criterion(), Installation(m, parse_regularizers(spec)), training=True)
                for name, spec in (("wrapper", None), ("pair_consistency", "pair_consistency"))}
-    times = interleaved({"ultralytics": lambda: step(plain, data, preds),
-                         **{k: (lambda c=c: step(c, data, preds)) for k, c in wrapped.items()}}, repeats)
+    times = interleaved({"ultralytics": synced(lambda: step(plain, data, preds), device),
+                         **{k: synced(lambda c=c: step(c, data, preds), device) for k, c in wrapped.items()}}, repeats)
     return {k: median(v) for k, v in times.items()}
 
 
@@ -88,9 +91,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--imgsz", type=int, default=640)
     add_threads_option(ap)
+    add_device_option(ap)
     a = ap.parse_args()
     apply_threads(a.threads)
-    med = run(a.repeats, a.model, a.batch, a.imgsz)
+    med = run(a.repeats, a.model, a.batch, a.imgsz, a.device)
     print(machine())
     base = med["ultralytics"]
     print(table(["criterion fwd+bwd", "median ms", "ratio"],

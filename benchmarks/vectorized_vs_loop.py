@@ -6,7 +6,7 @@ Both run on the same ``PairContext`` (batch 16, 8400 anchors, 80 classes, the pa
 medians of interleaved repeats, for the value alone (no gradient) and for value + backward into the (leaf) logits. Each host sync is cheap on a CPU; on a GPU each one
 stalls the device, so the gap there is far larger.
 
-    python benchmarks/vectorized_vs_loop.py [--repeats 15] [--repeats-bwd 3] [--pairs 8 16 32 64 128 256]
+    python benchmarks/vectorized_vs_loop.py [--repeats 15] [--repeats-bwd 3] [--pairs 8 16 32 64 128 256] [--device cpu]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_threads_option, apply_threads, interleaved, machine, median, table  # noqa: E402  (sets up offline mode first)
+from _common import add_device_option, add_threads_option, apply_threads, interleaved, machine, median, synced, table  # noqa: E402  (sets up offline mode first)
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -75,12 +75,12 @@ def loop_pair_consistency(ctx: PairContext, tau_high: float = 0.5, margin: float
 
 
 def run(repeats: int = 15, sizes: tuple[int, ...] = (8, 16, 32, 64, 128, 256), repeats_bwd: int = 3,
-        ) -> list[tuple[int, dict[str, float]]]:
+        device: str = "cpu") -> list[tuple[int, dict[str, float]]]:
     """Per size, median seconds of ``{vectorized, loop} x {forward (value only), forward + backward}``."""
     fns = {"vectorized": pair_consistency, "loop": loop_pair_consistency}
     out = []
     for n in sizes:
-        ctx = make_ctx(n)
+        ctx = make_ctx(n, device=device)
         ctx.logits.requires_grad_()
         values = {k: f(ctx) for k, f in fns.items()}
         torch.testing.assert_close(values["vectorized"], values["loop"], rtol=1e-4, atol=1e-6)
@@ -95,8 +95,9 @@ def run(repeats: int = 15, sizes: tuple[int, ...] = (8, 16, 32, 64, 128, 256), r
             f(ctx).backward()
             ctx.logits.grad = None
 
-        times = interleaved({f"{k} fwd": (lambda f=f: forward(f)) for k, f in fns.items()}, repeats)
-        times |= interleaved({f"{k} fwd+bwd": (lambda f=f: backward(f)) for k, f in fns.items()}, repeats_bwd, warmup=1)
+        times = interleaved({f"{k} fwd": synced(lambda f=f: forward(f), device) for k, f in fns.items()}, repeats)
+        times |= interleaved({f"{k} fwd+bwd": synced(lambda f=f: backward(f), device) for k, f in fns.items()},
+                             repeats_bwd, warmup=1)
         out.append((n, {k: median(v) for k, v in times.items()}))
     return out
 
@@ -107,9 +108,10 @@ def main() -> None:
     ap.add_argument("--repeats-bwd", type=int, default=3, help="repeats with backward (the loop's is slow)")
     ap.add_argument("--pairs", type=int, nargs="+", default=[8, 16, 32, 64, 128, 256])
     add_threads_option(ap)
+    add_device_option(ap)
     a = ap.parse_args()
     apply_threads(a.threads)
-    res = run(a.repeats, tuple(a.pairs), a.repeats_bwd)
+    res = run(a.repeats, tuple(a.pairs), a.repeats_bwd, a.device)
     print(machine())
     rows = []
     for n, t in res:
