@@ -97,7 +97,7 @@ def test_context_shapes_dtypes_and_gt_order(dataset, tmp_path, const_plugin):
         h, w = ctx.batch["img"].shape[2:]
         for b in range(B):
             cls = ctx.batch["cls"][b_idx == b].view(-1).long()
-            xywh = ctx.batch["bboxes"][b_idx == b] * torch.tensor([w, h, w, h])
+            xywh = ctx.batch["bboxes"][b_idx == b] * torch.tensor([w, h, w, h], device=ctx.batch["bboxes"].device)
             xyxy = torch.cat([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], 1)
             n = len(cls)
             assert torch.equal(ctx.gt_labels[b, :n], cls)
