@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
 from pairhook import demo
 
 
-def test_demo_with_two_seeds_averages_both(tmp_path, capsys):
-    res = demo.run_demo(tmp_path / "demo", images=8, epochs=1, imgsz=64, seed=3, seeds=2)
+def test_demo_with_two_seeds_and_two_regularizers(tmp_path, capsys):
+    """The effect study's shape: every variant (baseline included) twice, mean ± std, pair metrics for all."""
+    res = demo.run_demo(tmp_path / "demo", images=8, epochs=1, imgsz=64, seed=3, seeds=2,
+                        regularizer="pair_consistency,symmetric_kl")
     out = capsys.readouterr().out
-    assert "[4/4]" in out and "seed=4" in out and "mean of 2 seeds" in out
-    rows = demo.table_rows("pair_loss")
-    for name in ("baseline", "pair_consistency"):
+    assert "[6/6]" in out and "seed=4" in out and "mean ± std of 2 seeds" in out
+    rows = demo.table_rows(["pair_loss", "skl_loss"])
+    for name in ("baseline", "pair_consistency", "symmetric_kl"):
         dirs = res["seed_runs"][name]
         assert [d.name for d in dirs] == [f"{name}-seed3", f"{name}-seed4"] and res["runs"][name] == dirs[0]
         per_seed = [demo.pick(demo.read_results(d), rows) for d in dirs]
         for label, value in res["metrics"][name].items():
-            values = [m[label] for m in per_seed if m[label] is not None]
-            assert value == (pytest.approx(sum(values) / len(values)) if values else None)
-    assert res["metrics"]["pair_consistency"]["train/pair_loss"] is not None
+            values = [m[label] for m in per_seed if m[label] is not None and m[label] == m[label]]
+            assert value == (pytest.approx(statistics.fmean(values)) if values else None), label
+            spread = res["spread"][name][label]
+            assert spread == (pytest.approx(statistics.stdev(values)) if len(values) > 1 else None), label
+        assert res["metrics"][name]["pairs both detected"] is not None  # measured for the baseline too
+    assert res["metrics"]["baseline"]["train/pair_loss"] is None
+    assert res["metrics"]["symmetric_kl"]["train/skl_loss"] is not None
+    assert " ± " in res["table"] and "difference" not in res["table"]
 
 
 def test_demo_rejects_zero_seeds(tmp_path):
