@@ -7,6 +7,7 @@ releases outside the supported range. See ``ultralytics-internals`` notes in the
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from pathlib import Path
@@ -206,6 +207,7 @@ def refresh_loader(loader: Any, collate_fn: Any) -> None:
         loader.reset()  # releases before 8.4.158 start workers when the loader is built
 
 
+@functools.cache
 def callbacks_reach_workers() -> bool:
     """True if a multi-GPU launch hands the trainer's callbacks to its worker processes (8.4.140 on)."""
     from ultralytics.utils import dist

@@ -167,7 +167,7 @@ class Installation:
     """pairhook installed on one ``YOLO`` model: holds the active regularizers and the callbacks that apply them."""
 
     EVENTS = ("on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_epoch_start", "on_train_batch_start",
-              "on_train_batch_end", "on_train_epoch_end", "on_train_end", "on_fit_epoch_end")
+              "on_train_batch_end", "on_train_epoch_end", "on_val_start", "on_fit_epoch_end", "on_train_end")
 
     def __init__(self, model: Any, active: list[ActiveRegularizer], pairs: str | None = None,
                  match_iou: float = DEFAULT_MATCH_IOU) -> None:
@@ -200,6 +200,7 @@ class Installation:
         compat.add_loss_names(trainer, self.loss_names)
         self.epoch, self.epochs = trainer.start_epoch, trainer.epochs
         self._wrap(compat.unwrap(trainer.model), training=True)
+        validation.on_pretrain_routine_end(trainer)  # after the carriers: pair metrics need the val loader's
 
     def on_train_epoch_start(self, trainer: Any) -> None:
         self.epoch, self.epochs = trainer.epoch, trainer.epochs
@@ -218,13 +219,18 @@ class Installation:
         if ema is not None:
             self._wrap(ema, training=False)  # training-time validation computes its loss on the EMA model
 
+    def on_val_start(self, validator: Any) -> None:
+        validation.on_val_start(validator)
+
+    def on_fit_epoch_end(self, trainer: Any) -> None:
+        self.report_skips()
+        validation.on_fit_epoch_end(trainer)
+
     def on_train_end(self, trainer: Any) -> None:
         for model in (compat.unwrap(trainer.model), compat.ema_model(trainer)):
             if model is not None:
                 _unwrap(model)
-
-    def on_fit_epoch_end(self, trainer: Any) -> None:
-        self.report_skips()
+        validation.on_train_end(trainer)
 
     def skip_counter(self, loss_name: str, device: torch.device) -> torch.Tensor:
         """The 0-d device-side counter of batches whose ``loss_name`` term was not finite and so was skipped."""
@@ -288,24 +294,6 @@ class Installation:
         """Add this installation's callbacks to a model's or trainer's callback lists."""
         for event in self.EVENTS:
             callbacks.setdefault(event, []).append(getattr(self, event))
-        for event, name in self.VALIDATION_CALLBACKS.items():
-            callbacks.setdefault(event, []).append(getattr(self, name))
-
-    # Pair metrics at validation (pairhook.validation) ------------------------------------------------------------
-    VALIDATION_CALLBACKS = {"on_pretrain_routine_end": "pair_metrics_setup", "on_val_start": "pair_metrics_start",
-                            "on_fit_epoch_end": "pair_metrics_plot", "on_train_end": "pair_metrics_end"}
-
-    def pair_metrics_setup(self, trainer: Any) -> None:
-        validation.on_pretrain_routine_end(trainer)
-
-    def pair_metrics_start(self, validator: Any) -> None:
-        validation.on_val_start(validator)
-
-    def pair_metrics_plot(self, trainer: Any) -> None:
-        validation.on_fit_epoch_end(trainer)
-
-    def pair_metrics_end(self, trainer: Any) -> None:
-        validation.on_train_end(trainer)
 
     def uninstall(self) -> None:
         """Remove the callbacks from the model and restore any criterion, dataset builder and dataset they changed."""
@@ -316,7 +304,6 @@ class Installation:
             trainer = getattr(model, "trainer", None)
             if trainer is not None:
                 self.on_train_end(trainer)
-                validation.on_train_end(trainer)
                 compat.remove_loss_names(trainer, self.loss_names)
                 if isinstance(trainer.__dict__.get("build_dataset"), DatasetBuilder):
                     del trainer.build_dataset

@@ -50,11 +50,6 @@ class PairValidation:
         return self.last
 
 
-def carries_pairs(dataset: Any) -> bool:
-    """True if ``dataset`` has pairhook's pair carrier attached (its batches hold pair rows)."""
-    return isinstance(getattr(getattr(dataset, "collate_fn", None), "__self__", None), PairCarrier)
-
-
 def attach(validator: Any, iou: float = IOU, conf: float = CONF) -> PairValidation:
     """Collect pair metrics in ``validator`` (idempotent: a second call resets and returns the same collector)."""
     existing = validator.__dict__.get(ATTR)
@@ -77,14 +72,14 @@ def detach(validator: Any) -> None:
 def on_pretrain_routine_end(trainer: Any) -> None:
     """Reserve the ``pairs/*`` columns, so ``results.csv`` rows written before the first validation have them, and
     collect the metrics in the trainer's validator."""
-    if carries_pairs(getattr(getattr(trainer, "test_loader", None), "dataset", None)):
+    if PairCarrier.attached(getattr(getattr(trainer, "test_loader", None), "dataset", None)):
         compat.add_metric_keys(trainer, dict.fromkeys(KEYS, math.nan))
         if getattr(trainer, "validator", None) is not None:
             attach(trainer.validator)  # some validators never see the model's callbacks (8.1 oriented boxes)
 
 
 def on_val_start(validator: Any) -> None:
-    if carries_pairs(getattr(validator.dataloader, "dataset", None)):
+    if PairCarrier.attached(getattr(validator.dataloader, "dataset", None)):
         attach(validator)
 
 
@@ -170,6 +165,6 @@ def evaluate(model: Any, data: str | Path, pairs: str | Path | None = None, *, m
 
     results = compat.val_results(yolo.val(validator=make_validator, data=str(data), **val_kwargs))
     validator, collector = made[0]
-    if not carries_pairs(getattr(validator.dataloader, "dataset", None)) or collector.last is None:
+    if not PairCarrier.attached(getattr(validator.dataloader, "dataset", None)) or collector.last is None:
         raise ValueError(f"no pairs for {data}: pass pairs=... or add a 'pairs:' key to the data YAML")
     return {**results, **collector.last}
