@@ -75,6 +75,20 @@ class _GatherRows(torch.autograd.Function):
         return None, None, None, None
 
 
+def _candidates(fg_mask: torch.Tensor, compact: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat ``(B*A)`` indices of the anchors to look at, and which of them are assigned (``fg_mask``).
+
+    On the CPU these are the assigned anchors alone (about 1% of them): ``nonzero`` costs one pass over a bool map
+    and, with the data already on the host, waits for nothing. On an accelerator it would stall the stream until
+    the count is known, so every anchor is kept and masked instead. ``compact`` overrides the choice (tests).
+    """
+    fg = fg_mask.flatten()
+    if fg.device.type == "cpu" if compact is None else compact:
+        flat = fg.nonzero().squeeze(-1)
+        return flat, torch.ones_like(flat, dtype=torch.bool)
+    return torch.arange(fg.numel(), device=fg.device), fg
+
+
 @dataclass(frozen=True)
 class PairContext:
     """What the task-aligned assigner decided for one batch, plus the logits that carry gradient.
@@ -127,20 +141,20 @@ class PairContext:
         """Per member, the supervising anchor with the largest target score for the GT's class.
 
         Ties go to the lowest anchor index. Returns ``(anchor (N,) long, has_anchor (N,) bool)``; where a member has
-        no anchor, its index is 0 and ``has_anchor`` is False. Works on ``(B, A)`` maps, once for all ground truths,
-        so its cost does not grow with the number of members.
+        no anchor, its index is 0 and ``has_anchor`` is False. One max-reduction for all ground truths at once, so
+        its cost does not grow with the number of members.
         """
         (B, A), G = self.fg_mask.shape, self.gt_labels.shape[1]
         if G == 0 or image.numel() == 0:
             return torch.zeros_like(image), torch.zeros_like(image, dtype=torch.bool)
-        gt_idx = self.target_gt_idx  # a valid GT index at every anchor, as the assigner's argmax gives it
-        score = self.target_scores.gather(2, self.gt_labels.gather(1, gt_idx).unsqueeze(-1)).squeeze(-1)  # (B, A)
-        # One max-reduction per GT over a 64-bit key: the fp32 bits of a score >= 0 order like the score (abs turns
-        # -0.0 into +0.0), and the low 32 bits make the lower anchor win a tie.
-        bits = score.float().abs().view(torch.int32).long() << 32
-        key = torch.where(self.fg_mask, bits + (A - 1 - torch.arange(A, device=image.device)), -1)  # low bits are 0
-        slot = gt_idx + G * torch.arange(B, device=image.device).unsqueeze(-1)
-        best = torch.full((B * G,), -1, device=image.device).scatter_reduce_(0, slot.flatten(), key.flatten(), "amax")
+        flat, fg = _candidates(self.fg_mask)
+        b, a = flat.div(A, rounding_mode="floor"), flat.remainder(A)
+        g = self.target_gt_idx.flatten()[flat]
+        score = self.target_scores.flatten(0, 1)[flat, self.gt_labels[b, g]]
+        # A 64-bit key per anchor: the fp32 bits of a score >= 0 order like the score (abs turns -0.0 into +0.0),
+        # and the low 32 bits make the lower anchor win a tie.
+        key = torch.where(fg, (score.float().abs().view(torch.int32).long() << 32) + (A - 1 - a), -1)
+        best = torch.full((B * G,), -1, device=flat.device).scatter_reduce_(0, b * G + g, key, "amax")
         best = best[image * G + gt]
         has = best >= 0
         return torch.where(has, A - 1 - (best & 0xFFFFFFFF), 0), has
