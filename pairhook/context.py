@@ -83,7 +83,9 @@ def _candidates(fg_mask: torch.Tensor, compact: Optional[bool] = None) -> tuple[
     the count is known, so every anchor is kept and masked instead. ``compact`` overrides the choice (tests).
     """
     fg = fg_mask.flatten()
-    if fg.device.type == "cpu" if compact is None else compact:
+    if compact is None:
+        compact = fg.device.type == "cpu"
+    if compact:
         flat = fg.nonzero().squeeze(-1)
         return flat, torch.ones_like(flat, dtype=torch.bool)
     return torch.arange(fg.numel(), device=fg.device), fg
