@@ -151,8 +151,8 @@ class PairContext:
             return torch.zeros_like(image), torch.zeros_like(image, dtype=torch.bool)
         flat, fg = _candidates(self.fg_mask)
         b, a = flat.div(A, rounding_mode="floor"), flat.remainder(A)
-        g = self.target_gt_idx.flatten()[flat]
-        score = self.target_scores.flatten(0, 1)[flat, self.gt_labels[b, g]]
+        g = self.target_gt_idx[b, a]
+        score = self.target_scores[b, a, self.gt_labels[b, g]]
         # A 64-bit key per anchor: the fp32 bits of a score >= 0 order like the score (abs turns -0.0 into +0.0),
         # and the low 32 bits make the lower anchor win a tie.
         key = torch.where(fg, (score.float().abs().view(torch.int32).long() << 32) + (A - 1 - a), -1)
