@@ -9,6 +9,7 @@ import time
 from typing import Callable
 
 from pairhook.offline import setup_offline
+from pairhook.tables import format_table
 
 setup_offline()  # before anything imports ultralytics
 
@@ -77,6 +78,5 @@ def median(xs: list[float]) -> float:
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub-markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    """A GitHub-markdown table (first column left, the others right)."""
+    return format_table(header, rows, markdown=True)

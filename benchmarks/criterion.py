@@ -14,13 +14,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch  # noqa: E402
 from _common import add_device_option, add_threads_option, apply_threads, interleaved, machine, median, synced, table  # noqa: E402  (sets up offline mode first)
 
-import torch  # noqa: E402
-
 from pairhook.criterion import PairhookCriterion  # noqa: E402
-from pairhook.installation import Installation, parse_regularizers  # noqa: E402
 from pairhook.pairs import PAIRS_KEY  # noqa: E402
+from pairhook.terms import Terms, parse_regularizers  # noqa: E402
 
 
 def make_case(model: str = "yolov8n.yaml", batch: int = 16, imgsz: int = 640, gts: int = 10, pairs: int = 4,
@@ -59,7 +58,8 @@ def make_case(model: str = "yolov8n.yaml", batch: int = 16, imgsz: int = 640, gt
         scores = torch.cat([s.view(batch, s.shape[1], -1) for s in leaves[1::2]], -1)
         out = {"boxes": boxes, "scores": scores, "feats": feat_maps}
         if hasattr(head, "one2one"):  # end-to-end heads: both branches, one2one from detached inputs
-            o2o = {"boxes": boxes.detach().requires_grad_(), "scores": scores.detach().requires_grad_(), "feats": feat_maps}
+            o2o = {"boxes": boxes.detach().requires_grad_(), "scores": scores.detach().requires_grad_(),
+                   "feats": feat_maps}
             out = {"one2many": out, "one2one": o2o}
         return out, leaves
 
@@ -77,7 +77,7 @@ def run(repeats: int = 10, model: str = "yolov8n.yaml", batch: int = 16, imgsz: 
         device: str = "cpu") -> dict[str, float]:
     m, data, preds = make_case(model, batch, imgsz, device=device)
     plain = m.init_criterion()
-    wrapped = {name: PairhookCriterion(m.init_criterion(), Installation(m, parse_regularizers(spec)), training=True)
+    wrapped = {name: PairhookCriterion(m.init_criterion(), Terms(parse_regularizers(spec)), training=True)
                for name, spec in (("wrapper", None), ("pair_consistency", "pair_consistency"))}
     times = interleaved({"ultralytics": synced(lambda: step(plain, data, preds), device),
                          **{k: synced(lambda c=c: step(c, data, preds), device) for k, c in wrapped.items()}}, repeats)

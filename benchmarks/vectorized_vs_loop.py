@@ -3,8 +3,8 @@
 Both run on the same ``PairContext`` (batch 16, 8400 anchors, 80 classes, the pairs spread over the images, about
 10 assigned anchors per ground truth); the loop is what one writes first: per pair, ``.item()`` / ``int()`` reads,
 ``nonzero()`` for the member's anchors, Python branching. Their values and gradients are asserted equal. Times are
-medians of interleaved repeats, for the value alone (no gradient) and for value + backward into the (leaf) logits. Each host sync is cheap on a CPU; on a GPU each one
-stalls the device, so the gap there is far larger.
+medians of interleaved repeats, for the value alone (no gradient) and for value + backward into the (leaf) logits.
+Each host sync is cheap on a CPU; on a GPU each one stalls the device, so the gap there is far larger.
 
     python benchmarks/vectorized_vs_loop.py [--repeats 15] [--repeats-bwd 3] [--pairs 8 16 32 64 128 256] [--device cpu]
 """
@@ -16,10 +16,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_device_option, add_threads_option, apply_threads, interleaved, machine, median, synced, table  # noqa: E402  (sets up offline mode first)
-
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from _common import add_device_option, add_threads_option, apply_threads, interleaved, machine, median, synced, table  # noqa: E402  (sets up offline mode first)
 
 from pairhook.context import PairContext  # noqa: E402
 from pairhook.regularizers import pair_consistency  # noqa: E402
@@ -87,11 +86,11 @@ def run(repeats: int = 15, sizes: tuple[int, ...] = (8, 16, 32, 64, 128, 256), r
         grads = [torch.autograd.grad(v, ctx.logits)[0] for v in values.values()]
         torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-7)
 
-        def forward(f=None):
+        def forward(f=None, ctx=ctx):
             with torch.no_grad():
                 f(ctx)
 
-        def backward(f=None):
+        def backward(f=None, ctx=ctx):
             f(ctx).backward()
             ctx.logits.grad = None
 
@@ -115,7 +114,8 @@ def main() -> None:
     print(machine())
     rows = []
     for n, t in res:
-        rows.append([str(n)] + [f"{t[f'{k} {w}'] * 1e3:.2f}" for w in ("fwd", "fwd+bwd") for k in ("loop", "vectorized")]
+        rows.append([str(n)] + [f"{t[f'{k} {w}'] * 1e3:.2f}" for w in ("fwd", "fwd+bwd")
+                                for k in ("loop", "vectorized")]
                     + [f"{t[f'loop {w}'] / t[f'vectorized {w}']:.1f}x" for w in ("fwd", "fwd+bwd")])
     print(table(["pairs", "loop fwd ms", "vectorized fwd ms", "loop fwd+bwd ms", "vectorized fwd+bwd ms",
                  "speedup fwd", "speedup fwd+bwd"], rows))

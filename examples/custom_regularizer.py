@@ -8,10 +8,10 @@ from pairhook.offline import setup_offline
 setup_offline()
 
 import torch  # noqa: E402
+from ultralytics import YOLO  # noqa: E402
 
 import pairhook  # noqa: E402
 from pairhook.synthetic import make_dataset  # noqa: E402
-from ultralytics import YOLO  # noqa: E402
 
 
 class ForegroundEntropy:

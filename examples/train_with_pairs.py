@@ -9,9 +9,10 @@ from pairhook.offline import setup_offline
 
 setup_offline()  # this example never touches the network; drop the call on a connected machine
 
+from ultralytics import YOLO  # noqa: E402
+
 import pairhook  # noqa: E402
 from pairhook.synthetic import make_dataset  # noqa: E402
-from ultralytics import YOLO  # noqa: E402
 
 ds = make_dataset("example-data", n_train=32, n_val=8)
 model = YOLO("yolov8n.yaml")

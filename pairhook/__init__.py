@@ -5,12 +5,13 @@
 """
 
 from pairhook.context import PairContext
-from pairhook.discover import DiscoveryResult, discover
+from pairhook.evaluate import evaluate
 from pairhook.hookspecs import hookimpl, hookspec
-from pairhook.installation import ActiveRegularizer, Installation, RegularizerError, install, uninstall
-from pairhook.pairs import PairsError, load_pair_file
-from pairhook.plugins import get_regularizer, register, registry, unregister
-from pairhook.validation import evaluate
+from pairhook.installation import Installation, install, uninstall
+from pairhook.pairs.discover import DiscoveryResult, discover
+from pairhook.pairs.file import PairsError, load_pair_file
+from pairhook.plugins import get_regularizer, register, registered, registry, unregister
+from pairhook.terms import ActiveRegularizer, RegularizerError
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,7 @@ __all__ = [
     "install",
     "load_pair_file",
     "register",
+    "registered",
     "registry",
     "uninstall",
     "unregister",

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import yaml
+
+from pairhook.config import DEFAULTS, UNSET
 
 REQUIRED = object()  # default of a key that must be given
 
@@ -29,7 +32,8 @@ class Command:
     passthrough: str = ""  # names what takes every other key=value, e.g. "yolo train" (Ultralytics' parsing)
 
     def usage(self, name: str) -> str:
-        keys = " ".join(f"{k}=<{t.__name__}>" if d is REQUIRED else f"[{k}={d}]" for k, (t, d) in self.keys.items())
+        keys = " ".join(f"{k}=<{t.__name__}>" if d is REQUIRED else f"[{k}={DEFAULTS.get(k) if d is UNSET else d}]"
+                        for k, (t, d) in self.keys.items())
         more = f" [any {self.passthrough} key=value ...]" if self.passthrough else ""
         return f"usage: pairhook {name} {keys}{more}"
 
@@ -60,7 +64,7 @@ def parse_args(args: Sequence[str], keys: dict[str, tuple[type, Any]]) -> dict[s
         typ, default = keys[key]
         value = _value(text)
         if value is None:
-            if default is not None:
+            if default is not None and default is not UNSET:
                 raise UsageError(f"{key} needs a value, got {arg!r}")
         elif typ is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise UsageError(f"{key} must be an integer, got {text!r}")
@@ -102,16 +106,14 @@ def plugins_table() -> str:
     import inspect
 
     from pairhook.plugins import registry
+    from pairhook.tables import format_table
 
     def option(name: str, default: Any) -> str:
         return f"{name}=<required>" if default is inspect.Parameter.empty else f"{name}={default!r}"
 
-    header = ("name", "loss item", "source", "options")
     rows = [(r.name, r.loss_name, r.source, " ".join(option(k, d) for k, d in {"weight": 1.0, **r.options}.items()))
             for r in sorted(registry().values(), key=lambda r: r.name)]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
-    lines = [header, tuple("-" * w for w in widths) + ("-" * len(header[3]),), *rows]
-    return "\n".join("  ".join(f"{c:<{w}}" for c, w in zip(line, widths)) + "  " + line[3] for line in lines)
+    return format_table(("name", "loss item", "source", "options"), rows, align="<<<<")
 
 
 def cmd_plugins() -> int:
@@ -121,7 +123,7 @@ def cmd_plugins() -> int:
 
 def cmd_evaluate(**kw: Any) -> int:
     from pairhook.demo import format_table
-    from pairhook.validation import evaluate
+    from pairhook.evaluate import evaluate
 
     result = evaluate(**kw)
     print(format_table({str(kw["model"]): result}))
@@ -129,25 +131,22 @@ def cmd_evaluate(**kw: Any) -> int:
 
 
 def cmd_discover(**kw: Any) -> int:
-    from pairhook.discover import discover_to_file
+    from pairhook.pairs.discover import discover_to_file
 
     result = discover_to_file(**kw)
     print(f"pairhook discover: {result.summary()}\nwrote {kw['out']}")
     return 0
 
 
-def cmd_train(model: str, data: str, pairs: str | None = None, regularizers: str | None = "pair_consistency",
+def cmd_train(model: str, data: str, pairs: str | None = None, regularizers: str | None = UNSET,
               config: str | None = None, **train_kwargs: Any) -> int:
     """``yolo train`` with pairhook installed; ``regularizers``: a name or comma-separated names (null: none)."""
     from ultralytics import YOLO
 
     from pairhook.installation import install
 
-    names = regularizers if regularizers is None else [r.strip() for r in str(regularizers).split(",") if r.strip()]
-    if names is not None and len(names) == 1:
-        names = names[0]  # as a plain name, install() lets a config file override the default one
     yolo = YOLO(model)
-    install(yolo, pairs=pairs, regularizers=names, config=config)
+    install(yolo, pairs=pairs, regularizers=regularizers, config=config)
     yolo.train(data=data, **train_kwargs)
     print(f"pairhook train: results in {yolo.trainer.save_dir}")
     return 0
@@ -207,9 +206,9 @@ def parse_passthrough(args: Sequence[str], keys: dict[str, tuple[type, Any]]) ->
 
 def _commands() -> dict[str, Command]:
     from pairhook.demo import run_demo
-    from pairhook.discover import discover_to_file
+    from pairhook.evaluate import evaluate
     from pairhook.inspection import inspect_batches
-    from pairhook.validation import evaluate
+    from pairhook.pairs.discover import discover_to_file
 
     return {
         "demo": Command(cmd_demo, keys_of(run_demo),

@@ -2,77 +2,16 @@
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
 
+from pairhook._autograd import GatherRows, RowGrads
+
 
 def _no_pairs() -> torch.Tensor:
     return torch.zeros(0, 3, dtype=torch.long)
-
-
-class RowGrads:
-    """Adds the gradient of rows gathered from the logits straight into the head output's own gradient.
-
-    Autograd's backward of ``logits[image, anchor]`` fills a zero ``(B, A, C)`` tensor, scatters the rows into it
-    and adds it to the gradient that Ultralytics' loss sends to the same head output: three passes over ``B*A*C``
-    values for a few hundred rows. Instead, the gather's backward only records its rows, and a hook on the head
-    output adds them in place when autograd delivers that output's gradient (cost proportional to the rows).
-    Autograd runs every gather's backward before the hook, as the gathers depend on the head output. It serves only
-    the exact ``logits`` tensor it was made for: a context whose logits were replaced (e.g. behind a gradient gate)
-    gathers the plain way, so whatever stands between sees the gradient.
-    """
-
-    def __init__(self, scores: torch.Tensor, logits: torch.Tensor) -> None:
-        self._rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        self._logits = weakref.ref(logits)
-        scores.register_hook(self._add)
-
-    @classmethod
-    def attach(cls, scores: Optional[torch.Tensor], logits: torch.Tensor) -> Optional[RowGrads]:
-        """For ``scores`` ``(B, C, A)``, which Ultralytics' loss also differentiates, and ``logits``, its
-        ``transpose(1, 2)`` view (possibly cast to fp32) as the context holds it; ``None`` when there is no such
-        tensor or no gradient is taken."""
-        if scores is None or not (torch.is_grad_enabled() and scores.requires_grad):
-            return None
-        return cls(scores, logits)
-
-    def serves(self, logits: torch.Tensor) -> bool:
-        return self._logits() is logits
-
-    def record(self, image: torch.Tensor, anchor: torch.Tensor, grad: torch.Tensor) -> None:
-        self._rows.append((image, anchor, grad))
-
-    def _add(self, grad: torch.Tensor) -> torch.Tensor:
-        if not self._rows:
-            return grad
-        image, anchor, values = (torch.cat(t) for t in zip(*self._rows))
-        self._rows.clear()
-        rows = grad.transpose(1, 2)
-        if not (rows.is_contiguous() or grad.is_contiguous()):  # e.g. an expanded gradient: no in-place update
-            rows = rows.contiguous()
-        rows.index_put_((image, anchor), values.to(rows.dtype), accumulate=True)
-        return rows.transpose(1, 2)
-
-
-class _GatherRows(torch.autograd.Function):
-    """``logits[image, anchor]`` whose backward hands the row gradients to a :class:`RowGrads`."""
-
-    @staticmethod
-    def forward(ctx: Any, logits: torch.Tensor, image: torch.Tensor, anchor: torch.Tensor, sink: RowGrads) -> torch.Tensor:
-        ctx.sink = sink
-        ctx.save_for_backward(image, anchor)
-        c = logits.shape[2]
-        flat = ((image * logits.shape[1] + anchor) * c).unsqueeze(-1) + torch.arange(c, device=logits.device)
-        return torch.take(logits, flat)  # reads N*C values; advanced indexing of the strided view is much slower
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, None, None, None]:
-        image, anchor = ctx.saved_tensors
-        ctx.sink.record(image, anchor, grad)
-        return None, None, None, None
 
 
 def _candidates(fg_mask: torch.Tensor, compact: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,7 +106,8 @@ class PairContext:
         anchors = torch.arange(self.target_scores.shape[1], device=image.device)
         return self.target_scores[image.unsqueeze(-1), anchors, cls.unsqueeze(-1)]  # never materialises (N, A, C)
 
-    def member_logits(self, image: torch.Tensor, gt: torch.Tensor, anchor: str = "best") -> tuple[torch.Tensor, torch.Tensor]:
+    def member_logits(self, image: torch.Tensor, gt: torch.Tensor,
+                      anchor: str = "best") -> tuple[torch.Tensor, torch.Tensor]:
         """Class logits representing each member, in fp32, and whether the member has any anchor.
 
         ``anchor="best"`` takes the anchor picked by :meth:`best_anchor`. ``anchor="mean"`` averages the member's
@@ -182,7 +122,8 @@ class PairContext:
             w = self.member_target_scores(image, gt).float() * mask
             w = torch.where(w.sum(-1, keepdim=True) > 0, w, mask.float())  # all scores 0: equal weights
             w = w / w.sum(-1, keepdim=True).clamp_min(1e-12)
-            per_image = w * (image == torch.arange(self.logits.shape[0], device=image.device).unsqueeze(-1)).unsqueeze(-1)
+            on_image = image == torch.arange(self.logits.shape[0], device=image.device).unsqueeze(-1)
+            per_image = w * on_image.unsqueeze(-1)
             probs = torch.einsum("bna,bac->nc", per_image, self.logits.float().sigmoid())  # (B, N, A) x (B, A, C)
             eps = torch.finfo(torch.float32).eps
             return torch.logit(probs.clamp(eps, 1 - eps)), mask.any(-1)
@@ -192,7 +133,7 @@ class PairContext:
         """(N, C) fp32 ``logits[image, anchor]``, with a backward that costs O(N*C) when ``row_grads`` is set."""
         if self.row_grads is None or not self.row_grads.serves(self.logits):
             return self.logits[image, anchor].float()
-        return _GatherRows.apply(self.logits, image, anchor, self.row_grads).float()
+        return GatherRows.apply(self.logits, image, anchor, self.row_grads).float()
 
     def zero(self) -> torch.Tensor:
         """A 0-d fp32 zero attached to the logits' graph: the value of a term with nothing to act on."""

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from pairhook import compat
-from pairhook.context import PairContext, RowGrads
-from pairhook.pairs import PAIRS_KEY
-
-if TYPE_CHECKING:
-    from pairhook.installation import Installation
+from pairhook._autograd import GradientGate, RowGrads
+from pairhook.context import PairContext
+from pairhook.pairs.carrier import PAIRS_KEY
+from pairhook.terms import ActiveRegularizer, Terms
 
 
 class AssignerCapture(nn.Module):
@@ -45,27 +44,14 @@ class AssignerCapture(nn.Module):
         return operator.itemgetter(0), ((self.inner,),)
 
 
-class _GradientGate(torch.autograd.Function):
-    """Identity forward; backward passes the gradient only if ``keep``, a 0-d bool filled in after the forward."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        ctx.keep = keep  # not save_for_backward: it is written after this forward, before backward
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return torch.where(ctx.keep, grad, torch.zeros((), dtype=grad.dtype, device=grad.device)), None
-
-
 class PairhookCriterion:
     """Stands in for a model's ``criterion``: same call contract, plus one loss item per active regularizer."""
 
-    _own = frozenset({"inner", "installation", "training", "branch", "_captured"})
+    _own = frozenset({"inner", "terms", "training", "branch", "_captured"})
 
-    def __init__(self, inner: Any, installation: Installation, training: bool) -> None:
+    def __init__(self, inner: Any, terms: Terms, training: bool) -> None:
         self.inner = inner
-        self.installation = installation
+        self.terms = terms
         self.training = training
         self._captured: dict[str, tuple] = {}
         branches = []
@@ -96,7 +82,8 @@ class PairhookCriterion:
 
     def _terms(self, logits: torch.Tensor, batch: dict[str, Any], pairs: torch.Tensor | None,
                scores: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        anchor_points, gt_labels, gt_bboxes, (_, target_bboxes, target_scores, fg_mask, target_gt_idx) = self._captured[self.branch]
+        anchor_points, gt_labels, gt_bboxes, assigned = self._captured[self.branch]
+        _, target_bboxes, target_scores, fg_mask, target_gt_idx = assigned
         pairs = torch.zeros(0, 3, dtype=torch.long) if pairs is None else pairs
         pairs = pairs.to(logits.device, non_blocking=True)
         with torch.autocast(logits.device.type, enabled=False):
@@ -112,14 +99,14 @@ class PairhookCriterion:
                 pairs=pairs,
                 batch=batch,
                 anchor_points=anchor_points,
-                epoch=self.installation.epoch,
-                epochs=self.installation.epochs,
+                epoch=self.terms.epoch,
+                epochs=self.terms.epochs,
                 training=self.training,
                 row_grads=RowGrads.attach(scores, logits),
             )
-            return {reg.loss_name: self._term(reg, ctx) for reg in self.installation.active}
+            return {reg.loss_name: self._term(reg, ctx) for reg in self.terms.active}
 
-    def _term(self, reg: Any, ctx: PairContext) -> torch.Tensor:
+    def _term(self, reg: ActiveRegularizer, ctx: PairContext) -> torch.Tensor:
         """One regularizer's term, or an exact 0 (counted, no host sync) where it is NaN or infinite.
 
         Third-party terms see logits behind a gate that zeroes their gradient when the term was skipped (a masked
@@ -127,11 +114,11 @@ class PairhookCriterion:
         gradient, whenever the logits are (tested), and non-finite logits make Ultralytics' own loss non-finite.
         """
         keep = torch.ones((), dtype=torch.bool, device=ctx.logits.device)
-        if reg.source != "built-in" and ctx.logits.requires_grad:
-            ctx = dataclasses.replace(ctx, logits=_GradientGate.apply(ctx.logits, keep))
+        if not reg.builtin and ctx.logits.requires_grad:
+            ctx = dataclasses.replace(ctx, logits=GradientGate.apply(ctx.logits, keep))
         value = reg(ctx)
         keep.copy_(torch.isfinite(value))
-        self.installation.skip_counter(reg.loss_name, keep.device).add_(~keep)
+        self.terms.skip_counter(reg.loss_name, keep.device).add_(~keep)
         return torch.where(keep, value, torch.zeros_like(value))
 
     def __getattr__(self, name: str) -> Any:

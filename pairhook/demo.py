@@ -13,11 +13,16 @@ On a run this short the gap between the two runs is mostly noise: read the demo 
 
 from __future__ import annotations
 
-import csv
 import math
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
+
+from pairhook.config import split_names
+from pairhook.plugins import lookup
+from pairhook.results import last_results
+from pairhook.tables import format_table as _format
 
 #: Fixed training settings shared by both runs (``data``, ``epochs``, ``imgsz``, ``seed``, ``project`` and ``name``
 #: are added per call).
@@ -36,21 +41,6 @@ TABLE: list[tuple[str, str]] = [
 ]
 
 BASELINE = "baseline"
-
-
-def read_results(run_dir: str | Path) -> dict[str, float]:
-    """The last row of ``run_dir/results.csv`` as ``{column: value}`` (names and values stripped)."""
-    with open(Path(run_dir) / "results.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise ValueError(f"{run_dir}/results.csv has no rows")
-    out = {}
-    for key, value in rows[-1].items():
-        try:
-            out[key.strip()] = float(value)
-        except (TypeError, ValueError):
-            continue
-    return out
 
 
 def table_rows(loss_names: str | Sequence[str], entries: Sequence[tuple[str, str]] = TABLE) -> list[tuple[str, str]]:
@@ -97,11 +87,7 @@ def format_table(metrics: dict[str, dict[str, Optional[float]]],
             first, last = values[0], values[-1]
             row.append("-" if first is None or last is None else f"{last - first:+.4f}")
         body.append(row)
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-             for row in [header, *body]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return _format(header, body)
 
 
 def _plots(run_dir: Path) -> list[str]:
@@ -140,11 +126,9 @@ def run_demo(out: str | Path = "pairhook-demo", images: int = 64, epochs: int = 
 
     if images < 1 or epochs < 1 or seeds < 1:
         raise ValueError(f"images, epochs and seeds must be >= 1, got {images=}, {epochs=}, {seeds=}")
-    variants = [r.strip() for r in str(regularizer).split(",") if r.strip()]
-    registry = pairhook.registry()
+    variants = split_names(str(regularizer))
     for name in variants:
-        if name not in registry:
-            raise ValueError(f"unknown regularizer {name!r}; available: {', '.join(sorted(registry))}")
+        lookup(name)  # ValueError naming the available ones
         if name == BASELINE:
             raise ValueError(f"the regularizer cannot be named {BASELINE!r}")
     out = Path(out).resolve()  # Ultralytics puts a relative project under its runs_dir
@@ -164,8 +148,8 @@ def run_demo(out: str | Path = "pairhook-demo", images: int = 64, epochs: int = 
                    name=name if seeds == 1 else f"{name}-seed{s}", **TRAIN)
         seed_runs[name].append(Path(yolo.trainer.save_dir))
 
-    rows = table_rows([registry[v].loss_name for v in variants])
-    per_seed = {name: [pick(read_results(d), rows) for d in seed_runs[name]] for name in names}
+    rows = table_rows([lookup(v).loss_name for v in variants])
+    per_seed = {name: [pick(last_results(d), rows) for d in seed_runs[name]] for name in names}
     metrics = {name: _mean(per_seed[name]) for name in names}
     spread = {name: _std(per_seed[name]) for name in names} if seeds > 1 else None
     runs = {name: dirs[0] for name, dirs in seed_runs.items()}

@@ -15,19 +15,20 @@ import pluggy
 hookspec = pluggy.HookspecMarker("pairhook")
 hookimpl = pluggy.HookimplMarker("pairhook")
 
-#: ``register(name, fn, loss_name=None)``, handed to :func:`pairhook_register_regularizers`.
+#: ``register(name, fn, loss_name=None, *, needs_pairs=False)``, handed to :func:`pairhook_register_regularizers`.
 RegisterFn = Callable[..., None]
 
 
 @hookspec
 def pairhook_register_regularizers(register: RegisterFn) -> Optional[None]:
-    """Register regularizers by calling ``register(name, fn, loss_name=None)`` once per regularizer.
+    """Register regularizers by calling ``register(name, fn, loss_name=None, *, needs_pairs=False)`` once each.
 
     ``fn(ctx: PairContext, **options) -> torch.Tensor`` returns a 0-d tensor: the term's value for the batch,
     before the user's ``weight``. ``name`` is what users pass to ``pairhook.install(regularizers=...)``;
     ``loss_name`` (default ``f"{name}_loss"``) names the loss item in the progress bar and ``results.csv``
     (``train/<loss_name>``, ``val/<loss_name>``). Keyword-only parameters of ``fn`` with defaults are its options;
-    pairhook rejects options ``fn`` does not accept at ``install()`` time.
+    pairhook rejects options ``fn`` does not accept at ``install()`` time. ``needs_pairs=True`` says the term acts on
+    ``ctx.pairs``: pairhook then says so when a run has no pair file.
 
     Called whenever pairhook builds its registry (``install()``, ``registry()``, ``pairhook plugins``), so it must
     only call ``register``. Two plugins registering one ``name`` is a ``ValueError``.

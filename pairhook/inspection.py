@@ -149,22 +149,19 @@ def inspect_batches(data: str | Path, pairs: Optional[str | Path] = None, out: s
         raise ValueError(f"batches and batch must be >= 1, got batches={batches}, batch={batch}")
     recorder = _Recorder(batches)
     yolo = YOLO(model)
-    pairhook.register(recorder)
-    handle = None
-    try:
+    with pairhook.registered(recorder):
         handle = pairhook.install(yolo, pairs=pairs, regularizers=[recorder.name])
-        for event in ("on_train_start", "on_train_batch_end", "on_train_epoch_end"):
-            yolo.add_callback(event, getattr(recorder, event))
-        with tempfile.TemporaryDirectory(prefix="pairhook-inspect-") as tmp:
-            try:
-                yolo.train(data=str(data), epochs=1, imgsz=imgsz, batch=batch, workers=0, plots=False, val=False,
-                           close_mosaic=0, amp=False, project=tmp, name="run", exist_ok=True)
-            except _Enough:
-                pass
-    finally:
-        if handle is not None:
+        try:
+            for event in ("on_train_start", "on_train_batch_end", "on_train_epoch_end"):
+                yolo.add_callback(event, getattr(recorder, event))
+            with tempfile.TemporaryDirectory(prefix="pairhook-inspect-") as tmp:
+                try:
+                    yolo.train(data=str(data), epochs=1, imgsz=imgsz, batch=batch, workers=0, plots=False, val=False,
+                               close_mosaic=0, amp=False, project=tmp, name="run", exist_ok=True)
+                except _Enough:
+                    pass
+        finally:
             handle.uninstall()
-        pairhook.unregister(recorder)
     if not recorder.seen:
         raise RuntimeError("pairhook inspect: training produced no batch to draw")
 

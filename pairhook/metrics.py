@@ -1,7 +1,7 @@
 """Pair-consistency metrics: does the detector find both views of a defect, call them the same, equally sure?
 
 Computed from post-NMS detections and ground truth, image by image, with no Ultralytics in sight (the validator glue
-is :mod:`pairhook.validation`). Only predictions with confidence ``>= conf`` count (default 0.25, Ultralytics'
+is :mod:`pairhook.val_metrics`). Only predictions with confidence ``>= conf`` count (default 0.25, Ultralytics'
 ``predict`` default: what a deployed detector reports; validation itself keeps boxes down to 0.001 for mAP). For
 each GT member ``g`` of a pair (box ``B_g``, class ``c_g``):
 

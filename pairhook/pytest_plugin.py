@@ -4,6 +4,7 @@
   a seed, e.g. ``pair_context_factory(B=2, A=32, C=3, G=4, pairs=2, inactive=1)``.
 * ``tiny_training``: ``tiny_training(regularizers, plugins=(), epochs=1, imgsz=64, ...)`` trains a YOLO from its
   yaml on generated data in the test's ``tmp_path``, offline, and returns the ``results.csv`` rows as dicts.
+* ``pairhook_register``: ``pairhook_register(plugin)`` registers a throwaway plugin for the test only.
 
 pytest imports this module in every project of an environment that has pairhook, so it imports no Ultralytics
 (importing ``pairhook`` brings torch) and changes nothing until a fixture is used. The entry point's name is this
@@ -38,3 +39,15 @@ def tiny_training(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., lis
         return testing.tiny_training(tmp_path_factory.mktemp("pairhook-tiny"), regularizers, **kwargs)
 
     return run
+
+
+@pytest.fixture
+def pairhook_register() -> Any:
+    """Register plugins for this test only: ``pairhook_register(plugin)`` returns its name; all are unregistered at
+    teardown (see :func:`pairhook.plugins.registered`)."""
+    import contextlib
+
+    from pairhook.plugins import registered
+
+    with contextlib.ExitStack() as stack:
+        yield lambda plugin, name=None: stack.enter_context(registered(plugin, name))

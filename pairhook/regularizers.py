@@ -85,7 +85,8 @@ def pair_consistency(
     return _mean_active(values, active)
 
 
-def symmetric_kl(ctx: PairContext, *, anchor: str = "best", T: float = 1.0, detach: Optional[str] = None) -> torch.Tensor:
+def symmetric_kl(ctx: PairContext, *, anchor: str = "best", T: float = 1.0,
+                 detach: Optional[str] = None) -> torch.Tensor:
     """Symmetric KL between the members' per-class Bernoulli distributions at temperature ``T``.
 
     Per pair, ``0.5 * sum_c [KL(p||q) + KL(q||p)]`` with ``p = sigmoid(z_a / T)``, ``q = sigmoid(z_b / T)``,
@@ -109,5 +110,5 @@ def symmetric_kl(ctx: PairContext, *, anchor: str = "best", T: float = 1.0, deta
 @hookimpl
 def pairhook_register_regularizers(register: Callable[..., None]) -> None:
     """Register pairhook's built-in regularizers."""
-    register("pair_consistency", pair_consistency, loss_name="pair_loss")
-    register("symmetric_kl", symmetric_kl, loss_name="skl_loss")
+    register("pair_consistency", pair_consistency, loss_name="pair_loss", needs_pairs=True)
+    register("symmetric_kl", symmetric_kl, loss_name="skl_loss", needs_pairs=True)

@@ -7,16 +7,19 @@ The pytest plugin :mod:`pairhook.pytest_plugin` hands these out as the fixtures 
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import dataclasses
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
 
 from pairhook.context import PairContext
+from pairhook.plugins import registered
+from pairhook.results import read_results
 
 TensorLike = Union[torch.Tensor, Sequence[Any]]
 
@@ -115,12 +118,6 @@ def make_pair_context(
     return dataclasses.replace(ctx, **fields) if fields else ctx
 
 
-def read_results(save_dir: Union[str, Path]) -> list[dict[str, float]]:
-    """The rows of ``<save_dir>/results.csv``: column names stripped, values as floats."""
-    with open(Path(save_dir) / "results.csv") as f:
-        return [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
 def tiny_training(
     root: Union[str, Path],
     regularizers: Any = "pair_consistency",
@@ -150,17 +147,12 @@ def tiny_training(
     from ultralytics import YOLO
 
     data = make_dataset(root / "data", n_train=images, n_val=max(2, images // 4), seed=seed)
-    registered = []
-    for plugin in plugins:
-        pairhook.register(plugin)
-        registered.append(plugin)
-    try:
+    with contextlib.ExitStack() as stack:
+        for plugin in plugins:
+            stack.enter_context(registered(plugin))
         yolo = YOLO(model)
         pairhook.install(yolo, pairs=data.pairs_json, regularizers=regularizers)
         args = dict(epochs=epochs, imgsz=imgsz, batch=batch, workers=0, plots=False, verbose=False, seed=seed,
                     exist_ok=True, project=str(root / "runs"), name="tiny")
         yolo.train(data=str(data.data_yaml), **{**args, **train_args})
         return read_results(yolo.trainer.save_dir)
-    finally:
-        for p in registered:
-            pairhook.unregister(p)

@@ -62,10 +62,19 @@ def _subclass(path: str) -> type:
     return cls
 
 
+def installations_in(callbacks: dict[str, list]) -> list[Any]:
+    """The distinct pairhook installations whose callbacks are in ``callbacks``, in order of appearance.
+
+    An installation is recognised by its class attribute ``pairhook_installation`` (so this module need not import
+    :mod:`pairhook.installation`, which imports it).
+    """
+    found = {id(fn.__self__): fn.__self__ for funcs in callbacks.values() for fn in funcs
+             if getattr(getattr(fn, "__self__", None), "pairhook_installation", False)}
+    return list(found.values())
+
+
 def hand_over(trainer: Any) -> str:
     """Pickle the trainer's pairhook installations for its workers; return the file (also put in ``$ENV``)."""
-    from pairhook.installation import installations_in
-
     found = installations_in(trainer.callbacks)
     fd, path = tempfile.mkstemp(prefix="pairhook-workers-", suffix=".pkl")
     with os.fdopen(fd, "wb") as f:

@@ -74,7 +74,8 @@ def run_row(row: dict, timeout: int = 1200) -> dict:
 def table(results: list[dict]) -> str:
     lines = ["| Ultralytics | result | tests | time | why this row |", "|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['version']} | {'pass' if r['ok'] else 'FAIL'} | {r['summary']} | {r['seconds']} s | {r['why']} |")
+        result = "pass" if r["ok"] else "FAIL"
+        lines.append(f"| {r['version']} | {result} | {r['summary']} | {r['seconds']} s | {r['why']} |")
     return "\n".join(lines)
 
 

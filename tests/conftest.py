@@ -30,9 +30,9 @@ def _offline_connect(sock: socket.socket, address) -> None:
 
 socket.socket.connect = _offline_connect
 
-import pytest
+import pytest  # noqa: E402 - after the network guard
 
-from pairhook.synthetic import make_dataset
+from pairhook.synthetic import make_dataset  # noqa: E402
 
 # The fixtures pairhook ships for plugin authors. Its `pytest11` entry point has the same name, so with pairhook
 # installed this is a no-op; from a checkout whose installed metadata predates the entry point, it loads them.

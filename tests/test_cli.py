@@ -14,6 +14,7 @@ import torch
 
 import pairhook
 from pairhook import cli, demo, inspection
+from pairhook.config import UNSET
 
 
 # Command line --------------------------------------------------------------------------------------------------
@@ -89,11 +90,8 @@ def test_plugins_lists_regularizers_with_source_and_options(capsys):
             register("cli_term", lambda ctx, scale, *, mode="sum", eps=1e-6: ctx.zero(), loss_name="cli_loss")
 
     plugin = Plugin()
-    pairhook.register(plugin)
-    try:
+    with pairhook.registered(plugin):
         assert cli.main(["plugins"]) == 0
-    finally:
-        pairhook.unregister(plugin)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["name", "loss", "item", "source", "options"]
     rows = {line.split()[0]: line.split(None, 3)[1:] for line in lines[2:]}
@@ -113,7 +111,7 @@ def test_inspect_draws_pairs_and_cleans_up(dataset, tmp_path, monkeypatch):
     assert [p.name for p in result.paths] == ["batch0.png", "batch1.png"]
     for path in result.paths:
         img = cv2.imread(str(path))
-        assert img is not None and img.shape[0] >= 2 * 64 * inspection.SCALE and img.shape[1] >= 2 * 64 * inspection.SCALE
+        assert img is not None and min(img.shape[:2]) >= 2 * 64 * inspection.SCALE
     assert result.images == 8 and result.boxes > 0
     assert result.pairs > 0 and 0 < result.active_pairs <= result.pairs
     assert set(pairhook.registry()) == plugins_before  # the recording plugin is gone
@@ -181,8 +179,9 @@ def test_train_and_evaluate_parse_like_yolo(capsys):
     keys = cli.COMMANDS["train"].keys
     kw = cli.parse_passthrough(cli.join_flags(["model=m.yaml", "--data", "d.yaml", "epochs=3", "lr0=0.01",
                                                "cos_lr=True", "device=None", "pairs=null"]), keys)
-    assert kw == {"model": "m.yaml", "data": "d.yaml", "pairs": None, "regularizers": "pair_consistency",
+    assert kw == {"model": "m.yaml", "data": "d.yaml", "pairs": None, "regularizers": UNSET,
                   "config": None, "epochs": 3, "lr0": 0.01, "cos_lr": True, "device": None}
+    assert "[regularizers=pair_consistency]" in cli.COMMANDS["train"].usage("train")  # unset: the config's or this
     assert cli.main(["train", "model=m.yaml", "data=d.yaml", "epoch=3"]) == 2
     assert "unknown key 'epoch'; did you mean epochs" in capsys.readouterr().err
     assert cli.main(["train", "data=d.yaml"]) == 2

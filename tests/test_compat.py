@@ -89,7 +89,8 @@ class Recorder:
     def pairhook_register_regularizers(self, register):
         def const(ctx: pairhook.PairContext) -> torch.Tensor:
             if ctx.training:
-                self.pairs.append(ctx.num_pairs.detach() if torch.is_tensor(ctx.num_pairs) else torch.tensor(ctx.num_pairs))
+                n = ctx.num_pairs
+                self.pairs.append(n.detach() if torch.is_tensor(n) else torch.tensor(n))
             return ctx.zero() + 0.25
 
         register("const", const, loss_name="const_loss")
@@ -108,13 +109,10 @@ def runs(dataset, tmp_path_factory):
         root = tmp_path_factory.mktemp(task)
         data = task_dataset(dataset.root, task, root / "data")
         recorder = Recorder()
-        pairhook.register(recorder)
-        try:
+        with pairhook.registered(recorder):
             model = YOLO(MODELS[task][0])
             pairhook.install(model, pairs=dataset.pairs_json, regularizers=TERMS)
             model.train(data=str(data), project=str(root), name="run", **TRAIN)
-        finally:
-            pairhook.unregister(recorder)
         out[task] = (root / "run", int(sum(p.sum() for p in recorder.pairs)))
     return out
 
@@ -147,8 +145,7 @@ print("loaded", len({weights!r}))
 
 def test_resume_continues_the_term(dataset, tmp_path):
     recorder = Recorder()
-    pairhook.register(recorder)
-    try:
+    with pairhook.registered(recorder):
         model = YOLO("yolov8n.yaml")
         pairhook.install(model, pairs=dataset.pairs_json, regularizers=TERMS)
 
@@ -161,8 +158,6 @@ def test_resume_continues_the_term(dataset, tmp_path):
         resumed = YOLO(str(tmp_path / "run" / "weights" / "last.pt"))
         pairhook.install(resumed, pairs=dataset.pairs_json, regularizers=TERMS)
         resumed.train(resume=True)
-    finally:
-        pairhook.unregister(recorder)
     rows = read_csv(tmp_path / "run")
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert all(r["train/const_loss"] == pytest.approx(0.25) and r["train/skl_loss"] > 0 for r in rows)
@@ -171,14 +166,11 @@ def test_resume_continues_the_term(dataset, tmp_path):
 def test_pairs_reach_ranks_without_pretrain_routine_start(dataset, tmp_path):
     """Multi-GPU ranks other than 0 never run ``on_pretrain_routine_start``: their loaders get the carrier late."""
     recorder = Recorder()
-    pairhook.register(recorder)
-    try:
+    with pairhook.registered(recorder):
         model = YOLO("yolov8n.yaml")
         handle = pairhook.install(model, pairs=dataset.pairs_json, regularizers=TERMS)
         model.callbacks["on_pretrain_routine_start"].remove(handle.on_pretrain_routine_start)
         model.train(data=str(dataset.data_yaml), project=str(tmp_path), name="run", **TRAIN)
-    finally:
-        pairhook.unregister(recorder)
     assert int(sum(p.sum() for p in recorder.pairs)) > 0
     assert read_csv(tmp_path / "run")[0]["train/skl_loss"] > 0
 
@@ -214,7 +206,8 @@ def test_multi_gpu_worker_trains_with_the_term(dataset, tmp_path, monkeypatch):
         assert "from pairhook.workers import PairhookTrainer__" in source and os.environ.get(workers.ENV)
     # LOCAL_RANK marks a worker; RANK stays unset, because with it Ultralytics puts the worker on cuda:RANK
     env = {**os.environ, "LOCAL_RANK": "0",
-           "PYTHONPATH": os.pathsep.join([str(Path(pairhook.__file__).parent.parent), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join([str(Path(pairhook.__file__).parent.parent),
+                                          os.environ.get("PYTHONPATH", "")])}
     env.pop("RANK", None)
     env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29500 + os.getpid() % 1000))
     # a one-process gloo group, as torchrun would set up (some releases' data samplers need one)
@@ -230,7 +223,8 @@ def test_multi_gpu_worker_trains_with_the_term(dataset, tmp_path, monkeypatch):
 @pytest.mark.parametrize("version", ["8.0.239", "8.1.46", "8.5.0", "9.0.0"])
 def test_release_outside_the_range_is_refused(monkeypatch, version):
     monkeypatch.setattr(ultralytics, "__version__", version)
-    with pytest.raises(RuntimeError, match=rf"supports Ultralytics 8\.1\.47 to 8\.4\.x; ultralytics {version} is installed"):
+    supported = r"supports Ultralytics 8\.1\.47 to 8\.4\.x"
+    with pytest.raises(RuntimeError, match=rf"{supported}; ultralytics {version} is installed"):
         pairhook.install(YOLO("yolov8n.yaml"))
 
 

@@ -7,6 +7,7 @@ import statistics
 import pytest
 
 from pairhook import demo
+from pairhook.results import last_results
 
 
 def test_demo_with_two_seeds_and_two_regularizers(tmp_path, capsys):
@@ -19,7 +20,7 @@ def test_demo_with_two_seeds_and_two_regularizers(tmp_path, capsys):
     for name in ("baseline", "pair_consistency", "symmetric_kl"):
         dirs = res["seed_runs"][name]
         assert [d.name for d in dirs] == [f"{name}-seed3", f"{name}-seed4"] and res["runs"][name] == dirs[0]
-        per_seed = [demo.pick(demo.read_results(d), rows) for d in dirs]
+        per_seed = [demo.pick(last_results(d), rows) for d in dirs]
         for label, value in res["metrics"][name].items():
             values = [m[label] for m in per_seed if m[label] is not None and m[label] == m[label]]
             assert value == (pytest.approx(statistics.fmean(values)) if values else None), label

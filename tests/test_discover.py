@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pairhook import cli, load_pair_file
-from pairhook.discover import discover, precision_recall, read_labels
 from pairhook.pairs import MatchReport, match_dataset
+from pairhook.pairs.discover import discover, precision_recall, read_labels
 from pairhook.synthetic import make_dataset
 
 

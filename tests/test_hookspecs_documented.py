@@ -53,7 +53,7 @@ def test_every_pair_context_field_and_helper_is_documented():
 def test_every_fixture_is_documented():
     fixtures = [n for n, v in vars(pytest_plugin).items() if hasattr(v, "_fixture_function_marker") or
                 type(v).__name__ == "FixtureFunctionDefinition"]
-    assert set(fixtures) == {"pair_context_factory", "tiny_training"}
+    assert set(fixtures) == {"pair_context_factory", "tiny_training", "pairhook_register"}
     text = DOCS.read_text()
     assert all(f"**`{n}`**" in text for n in fixtures)
 
@@ -64,8 +64,7 @@ def test_the_minimal_plugin_in_the_docs_works(pair_context_factory):
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     plugin = types.ModuleType("docs_minimal_plugin")
     exec(compile(code, str(DOCS), "exec"), plugin.__dict__)
-    pairhook.register(plugin)
-    try:
+    with pairhook.registered(plugin):
         reg = pairhook.registry()["fg_entropy"]
         assert reg.source == "in-process" and reg.loss_name == "fg_entropy_loss" and reg.options == {"eps": 1e-6}
         ctx = pair_context_factory(B=2, A=16, C=3, G=4, pairs=2)
@@ -75,5 +74,3 @@ def test_the_minimal_plugin_in_the_docs_works(pair_context_factory):
         assert ctx.logits.grad[~ctx.fg_mask].abs().sum() == 0 and ctx.logits.grad[ctx.fg_mask].abs().sum() > 0
         with pytest.raises(ValueError, match="eps"):
             reg.fn(ctx, eps=0.0)
-    finally:
-        pairhook.unregister(plugin)

@@ -15,7 +15,7 @@ from ultralytics import YOLO
 
 import pairhook
 from pairhook.criterion import PairhookCriterion
-from pairhook.installation import parse_regularizers
+from pairhook.terms import Terms, parse_regularizers
 
 TRAIN = dict(epochs=2, imgsz=64, batch=8, workers=0, plots=False, verbose=False, exist_ok=True, seed=0)
 
@@ -57,9 +57,8 @@ class ConstantTerm:
 @pytest.fixture
 def const_plugin():
     plugin = ConstantTerm()
-    pairhook.register(plugin)
-    yield plugin
-    pairhook.unregister(plugin)
+    with pairhook.registered(plugin):
+        yield plugin
 
 
 def test_term_in_results_csv_and_progress_names(dataset, tmp_path, const_plugin):
@@ -120,8 +119,7 @@ def test_gradient_reaches_logits_times_batch_size():
     def total(spec):
         crit = model.init_criterion()
         if spec:
-            handle = pairhook.Installation(model, parse_regularizers(spec))
-            crit = PairhookCriterion(crit, handle, training=True)
+            crit = PairhookCriterion(crit, Terms(parse_regularizers(spec)), training=True)
         loss, items = crit(preds, batch)
         return loss.sum(), items
 
@@ -134,12 +132,9 @@ def test_gradient_reaches_logits_times_batch_size():
             register("mean_sigmoid", mean_sigmoid)
 
     plugin = Plugin()
-    pairhook.register(plugin)
-    try:
+    with pairhook.registered(plugin):
         plain, _ = total(None)
         extra, items = total({"mean_sigmoid": {"weight": 3.0, "scale": 2.0}})
-    finally:
-        pairhook.unregister(plugin)
     scores = preds["scores"] if isinstance(preds, dict) else None
     (g_plain,) = torch.autograd.grad(plain, scores, retain_graph=True)
     (g_extra,) = torch.autograd.grad(extra, scores)
@@ -270,8 +265,7 @@ def test_classification_is_refused():
 
 def test_wrapper_keeps_no_batch_tensors():
     model = detection_model()
-    handle = pairhook.Installation(model, [])
-    crit = PairhookCriterion(model.init_criterion(), handle, training=True)
+    crit = PairhookCriterion(model.init_criterion(), Terms([]), training=True)
     batch = {"img": torch.rand(1, 3, 64, 64), "batch_idx": torch.zeros(1), "cls": torch.zeros(1, 1),
              "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.3]])}
     crit(model(batch["img"]), batch)

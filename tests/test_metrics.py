@@ -9,7 +9,7 @@ import torch
 
 from pairhook.metrics import KEYS, PairMetrics, member_detections, pair_metrics
 from pairhook.pairs import PAIRS_KEY
-from pairhook.validation import PairValidation
+from pairhook.val_metrics import PairValidation
 
 # Three pairs, members 50 px apart vertically: pair 0 (class 0) found on both views, confs 0.9 / 0.6; pair 1
 # (class 1) missed on the lower view; pair 2 (class 2) found on both views with the right class (0.7 / 0.5) but the

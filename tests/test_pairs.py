@@ -192,8 +192,7 @@ class PairChecker:
                          ids=["default", "mixup-flip-copypaste"])
 def test_pair_identity_survives_training_augmentation(dataset, tmp_path, aug):
     checker = PairChecker(dataset, nc=3)
-    pairhook.register(checker)
-    try:
+    with pairhook.registered(checker):
         model = YOLO("yolov8n.yaml")
         pairhook.install(model, pairs=dataset.pairs_json, regularizers=["check_pairs", "pair_consistency"])
 
@@ -204,8 +203,6 @@ def test_pair_identity_survives_training_augmentation(dataset, tmp_path, aug):
         model.train(data=str(dataset.data_yaml), project=str(tmp_path), name="run", epochs=2, imgsz=128, batch=4,
                     mosaic=1.0, close_mosaic=1, plots=True, verbose=False, exist_ok=True, seed=0, **aug)
         assert model.trainer.train_loader.num_workers == 2
-    finally:
-        pairhook.unregister(checker)
     assert checker.batches >= 8
     assert checker.with_pairs >= 0.8 * checker.batches, "most batches must carry pairs"
     assert checker.intact >= 0.6 * checker.total > 0
@@ -241,14 +238,11 @@ def test_pairs_from_data_yaml_or_config(dataset, tmp_path, route):
     data_yaml = tmp_path / "data.yaml"
     data_yaml.write_text(yaml.safe_dump(data))
     counter = PairCounter()
-    pairhook.register(counter)
-    try:
+    with pairhook.registered(counter):
         model = YOLO("yolov8n.yaml")
         pairhook.install(model, regularizers="count_pairs", **kwargs)
         model.train(data=str(data_yaml), project=str(tmp_path), name="run", epochs=1, imgsz=64, batch=8, workers=0,
                     plots=False, verbose=False)
-    finally:
-        pairhook.unregister(counter)
     assert counter.pairs > 0
 
 

@@ -44,7 +44,8 @@ def run(site: Path, args: list[str], cwd: Path, **env: str) -> subprocess.Comple
     """``python args`` seeing only the installed copies (not this checkout), offline."""
     base = {k: v for k, v in os.environ.items() if k not in ("PAIRHOOK_DISABLE_ENTRYPOINTS", "PYTEST_ADDOPTS")}
     out = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600,
-                         env={**base, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]), **env})
+                         env={**base, **env,
+                              "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])})
     return out
 
 

@@ -69,13 +69,10 @@ def test_register_unregister_and_get_regularizer():
         return ctx.zero()
 
     plugin = Plugin()
-    pairhook.register(plugin)
-    try:
+    with pairhook.registered(plugin):
         assert pairhook.get_regularizer("tmp_term") is fn
         assert pairhook.registry()["tmp_term"].loss_name == "tmp_term_loss"
         assert pairhook.registry()["tmp_term"].source == "in-process"
-    finally:
-        pairhook.unregister(plugin)
     with pytest.raises(KeyError, match="tmp_term.*available: pair_consistency, symmetric_kl"):
         pairhook.get_regularizer("tmp_term")
 
@@ -87,12 +84,9 @@ def test_two_plugins_claiming_one_name_is_an_error():
             register("pair_consistency", lambda ctx: ctx.zero())
 
     twin = Twin()
-    pairhook.register(twin)
-    try:
+    with pairhook.registered(twin):
         with pytest.raises(ValueError, match="registered twice"):
             pairhook.registry()
-    finally:
-        pairhook.unregister(twin)
 
 
 def test_in_process_plugin_trains_with_the_tiny_training_fixture(tiny_training):
@@ -125,3 +119,48 @@ def test_pytest_plugin_import_changes_nothing():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split("\n")[-2] == "[] True"
+
+
+def test_plugin_importing_from_pairhook_at_its_top_loads_through_its_entry_point(tmp_path):
+    """Plugins load on first use, not while ``pairhook`` itself is being imported, so this ordinary import works."""
+    make_distribution(tmp_path, module_body=textwrap.dedent('''
+        from pairhook import PairContext, hookimpl, install
+
+        @hookimpl
+        def pairhook_register_regularizers(register):
+            register("ep_term", lambda ctx, *, k=1.0: ctx.zero() + k, loss_name="ep_loss")
+    '''))
+    found, stderr = run_probe(tmp_path)
+    assert found == "True ep_loss entry point demo_plugin (demo_plugin 1.2.3) True", stderr
+
+
+def test_importing_pairhook_loads_no_plugin(tmp_path):
+    make_distribution(tmp_path)
+    probe = ("import sys, pairhook\nfrom pairhook import plugins\nbefore = 'demo_plugin' in sys.modules\n"
+             "pairhook.registry()\nprint(before, 'demo_plugin' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    env.pop("PAIRHOOK_DISABLE_ENTRYPOINTS", None)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.split() == ["False", "True"], out.stderr[-2000:]
+
+
+pytest_plugins = ["pytester"]
+
+
+def test_pairhook_register_fixture_unregisters_after_the_test(pytester):
+    pytester.makeconftest('pytest_plugins = ["pairhook.pytest_plugin"]')
+    pytester.makepyfile(textwrap.dedent('''
+        import pairhook
+
+        class Plugin:
+            @pairhook.hookimpl
+            def pairhook_register_regularizers(self, register):
+                register("throwaway", lambda ctx: ctx.zero())
+
+        def test_registered(pairhook_register):
+            assert pairhook_register(Plugin()) and "throwaway" in pairhook.registry()
+
+        def test_gone_afterwards():
+            assert "throwaway" not in pairhook.registry()
+    '''))
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)

@@ -268,8 +268,10 @@ def test_plugin_registers_both_regularizers():
     pm.add_hookspecs(hookspecs)
     pm.register(builtin)
     calls = []
-    pm.hook.pairhook_register_regularizers(register=lambda name, fn, loss_name=None: calls.append((name, fn, loss_name)))
-    assert calls == [("pair_consistency", pair_consistency, "pair_loss"), ("symmetric_kl", symmetric_kl, "skl_loss")]
+    pm.hook.pairhook_register_regularizers(
+        register=lambda name, fn, loss_name=None, **flags: calls.append((name, fn, loss_name, flags)))
+    assert calls == [("pair_consistency", pair_consistency, "pair_loss", {"needs_pairs": True}),
+                     ("symmetric_kl", symmetric_kl, "skl_loss", {"needs_pairs": True})]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from pairhook import compat, context
-from pairhook.context import PairContext, RowGrads
+from pairhook._autograd import RowGrads
+from pairhook.context import PairContext
 from pairhook.criterion import PairhookCriterion
-from pairhook.installation import Installation, parse_regularizers
 from pairhook.pairs import PAIRS_KEY
+from pairhook.terms import Terms, parse_regularizers
 
 
 def ctx_with_ties(seed: int, B=3, A=40, C=5, G=6) -> PairContext:
@@ -57,16 +58,18 @@ def detection_case(model: str, seed: int = 0):
     m = YOLO(model).model
     m.args = get_cfg()
     m.train()
-    boxes = torch.tensor([[0.25, 0.25, 0.3, 0.3], [0.75, 0.25, 0.3, 0.3], [0.25, 0.75, 0.3, 0.3], [0.75, 0.75, 0.3, 0.3]])
-    batch = {"batch_idx": torch.arange(2).repeat_interleave(4).float(), "cls": torch.tensor([0, 1, 2, 0] * 2).float().view(-1, 1),
+    boxes = torch.tensor([[0.25, 0.25, 0.3, 0.3], [0.75, 0.25, 0.3, 0.3], [0.25, 0.75, 0.3, 0.3],
+                          [0.75, 0.75, 0.3, 0.3]])
+    batch = {"batch_idx": torch.arange(2).repeat_interleave(4).float(),
+             "cls": torch.tensor([0, 1, 2, 0] * 2).float().view(-1, 1),
              "bboxes": boxes.repeat(2, 1),
-             PAIRS_KEY: torch.tensor([[0, 0, 2], [0, 2, 0], [0, 0, 2], [1, 1, 3], [1, 0, 1]])}  # repeated rows share anchors
+             PAIRS_KEY: torch.tensor([[0, 0, 2], [0, 2, 0], [0, 0, 2], [1, 1, 3], [1, 0, 1]])}  # repeats share anchors
     return m, batch, torch.rand(2, 3, 128, 128)
 
 
 def grads(m, batch, img, spec, fast: bool, monkeypatch) -> list[torch.Tensor]:
     """Parameter gradients of one criterion call, with the row-gradient path (``fast``) or plain autograd."""
-    crit = PairhookCriterion(m.init_criterion(), Installation(m, parse_regularizers(spec)), training=True)
+    crit = PairhookCriterion(m.init_criterion(), Terms(parse_regularizers(spec)), training=True)
     calls = []
     add = RowGrads._add
     with monkeypatch.context() as mp:
@@ -152,7 +155,8 @@ def test_duplicate_rows_accumulate():
         logits = head.transpose(1, 2)
         ctx = PairContext(logits=logits, target_scores=torch.zeros(2, 5, 3),
                           target_bboxes=torch.zeros(2, 5, 4), fg_mask=torch.zeros(2, 5, dtype=torch.bool),
-                          target_gt_idx=torch.zeros(2, 5, dtype=torch.long), gt_labels=torch.zeros(2, 1, dtype=torch.long),
+                          target_gt_idx=torch.zeros(2, 5, dtype=torch.long),
+                          gt_labels=torch.zeros(2, 1, dtype=torch.long),
                           gt_bboxes=torch.zeros(2, 1, 4), row_grads=RowGrads.attach(head, logits) if fast else None)
         rows = ctx.rows(image, anchor)
         torch.testing.assert_close(rows, head.transpose(1, 2)[image, anchor], rtol=0, atol=0)
@@ -166,7 +170,8 @@ def test_shared_scores_only_for_a_head_output_the_loss_uses():
     assert compat.shared_scores(preds, compat.class_logits(preds, "main", 3)) is scores
     e2e = {"one2many": preds, "one2one": {**preds, "scores": scores.detach()}}
     assert compat.shared_scores(e2e, compat.class_logits(e2e, "one2many", 3)) is scores
-    levels = [torch.randn(2, 64 + 3, 2, 2, requires_grad=True) * 1, torch.randn(2, 64 + 3, 1, 1, requires_grad=True) * 1]
+    levels = [torch.randn(2, 64 + 3, 2, 2, requires_grad=True) * 1,
+              torch.randn(2, 64 + 3, 1, 1, requires_grad=True) * 1]
     assert compat.shared_scores(levels, compat.class_logits(levels, "main", 3)) is None  # its own concatenation
 
 

@@ -10,9 +10,9 @@ import math
 
 import pytest
 import torch
+from pairhook_plugin_example import pair_js
 
 import pairhook
-from pairhook_plugin_example import pair_js
 
 
 def reference(ctx: pairhook.PairContext, anchor: str = "best", T: float = 1.0) -> float:

@@ -20,6 +20,8 @@ from typing import Optional
 
 import numpy as np
 
+from pairhook.config import split_names
+
 Rows = dict[str, list[tuple[int, int]]]
 
 
@@ -153,7 +155,7 @@ def discover(data: str | Path, shift: Optional[float] = None, tol: float = 0.1, 
         raise ValueError(f"shift must be in (0, 1) (a fraction of the image height), got {shift}")
     cfg = check_det_dataset(str(data), autodownload=False)
     images: dict[str, np.ndarray] = {}
-    for s in (s.strip() for s in split.split(",") if s.strip()):
+    for s in split_names(split):
         if not cfg.get(s):
             raise ValueError(f"{data} has no split {s!r}")
         files = image_files(cfg[s])

@@ -1,46 +1,13 @@
-"""The one place that knows how Ultralytics' internals differ between releases.
-
-Everything is decided by probing behaviour (the shape of ``preds``, whether loss items are a dict, whether the total
-is a vector, which attributes a criterion has), not by comparing version strings; the version is read only to refuse
-releases outside the supported range. See ``ultralytics-internals`` notes in the README for the history.
-"""
+"""Training internals by release: the model under its wrappers, the criterion and its assigners, the head's class
+logits, loss items and names, the EMA model and the loaders."""
 
 from __future__ import annotations
 
-import functools
-import inspect
-import os
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
-
-MIN_VERSION = (8, 1, 47)
-MAX_MAJOR_MINOR = (8, 4)
-SUPPORTED = "8.1.47 to 8.4.x"
-
-
-OFFLINE_VALUE = "True"  # YOLO_OFFLINE: 8.1 to 8.4.0 accept only the string "true" (any case)
-
-
-def font_dirs(config_dir: Path) -> tuple[Path, Path]:
-    """Where releases look for the font they would download: the config dir (up to 8.3.100), or a subfolder."""
-    return config_dir, config_dir / "Ultralytics"
-
-
-def ultralytics_version() -> str:
-    import ultralytics
-
-    return ultralytics.__version__
-
-
-def check_supported() -> None:
-    """Raise ``RuntimeError`` naming the installed and supported releases if this Ultralytics is out of range."""
-    version = ultralytics_version()
-    parts = tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
-    if parts < MIN_VERSION or parts[:2] > MAX_MAJOR_MINOR:
-        raise RuntimeError(f"pairhook supports Ultralytics {SUPPORTED}; ultralytics {version} is installed")
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -99,7 +66,8 @@ def assigner_slots(crit: Any) -> Iterator[tuple[str, Any]]:
 def class_logits(preds: Any, branch: str, nc: int) -> torch.Tensor:
     """(B, A, nc) class logits, with their graph, for ``branch`` of the model's raw output ``preds``.
 
-    Handles the eval-mode ``(decoded, raw)`` tuple (``decoded`` is ``(boxes, proto)`` for segmentation), the end-to-end ``{"one2many", "one2one"}`` dict, the 8.4
+    Handles the eval-mode ``(decoded, raw)`` tuple (``decoded`` is ``(boxes, proto)`` for segmentation), the
+    end-to-end ``{"one2many", "one2one"}`` dict, the 8.4
     ``{"boxes", "scores", "feats"}`` dict and the older list of per-level ``(B, 4*reg_max + nc, H, W)`` maps
     (with or without extra task outputs such as mask coefficients or angles).
     """
@@ -205,130 +173,3 @@ def refresh_loader(loader: Any, collate_fn: Any) -> None:
     loader.collate_fn = collate_fn
     if getattr(loader, "iterator", None) is not None and hasattr(loader, "reset"):
         loader.reset()  # releases before 8.4.158 start workers when the loader is built
-
-
-@functools.cache
-def callbacks_reach_workers() -> bool:
-    """True if a multi-GPU launch hands the trainer's callbacks to its worker processes (8.4.140 on)."""
-    from ultralytics.utils import dist
-
-    return "callbacks" in inspect.getsource(dist.generate_ddp_file)
-
-
-def launches_workers(trainer: Any) -> bool:
-    """True in the process that will start multi-GPU workers (several devices asked for, not a worker itself)."""
-    if "LOCAL_RANK" in os.environ:
-        return False
-    device = trainer.args.device
-    if isinstance(device, str):
-        return len([d for d in device.split(",") if d.strip()]) > 1
-    return isinstance(device, (list, tuple)) and len(device) > 1
-
-
-class TrainerRoute:
-    """Set as a model's ``_smart_load``: the trainer class it loads is passed through ``factory``."""
-
-    def __init__(self, model: Any, factory: Callable[[type], type]) -> None:
-        self.model, self.factory = model, factory
-
-    def __call__(self, key: str) -> Any:
-        loaded = type(self.model)._smart_load(self.model, key)
-        return self.factory(loaded) if key == "trainer" else loaded
-
-
-def route_trainer(model: Any, factory: Callable[[type], type]) -> None:
-    """Make ``model.train()`` build its trainer from ``factory(default trainer class)``."""
-    model._smart_load = TrainerRoute(model, factory)
-
-
-def unroute_trainer(model: Any) -> None:
-    if isinstance(model.__dict__.get("_smart_load"), TrainerRoute):
-        del model.__dict__["_smart_load"]
-
-
-# Validation metrics (used by pairhook.validation) -------------------------------------------------------------------
-def val_predictions(preds: Any) -> list[Any]:
-    """A validator's post-NMS predictions as one entry per image (segmentation before 8.4 adds the mask protos)."""
-    if isinstance(preds, tuple) and len(preds) == 2 and isinstance(preds[0], list):
-        return preds[0]
-    return preds
-
-
-def detections(pred: Any, rotated: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(boxes xyxy, conf, cls)`` of one image's post-NMS predictions, in input-image pixels.
-
-    8.4 validators post-process to a dict with ``bboxes``, ``conf``, ``cls``; older ones to an ``(N, 6+)`` tensor,
-    ``[x1, y1, x2, y2, conf, cls, ...]``, or for oriented boxes ``[x, y, w, h, conf, cls, angle]``. Oriented boxes
-    are replaced by their axis-aligned envelopes.
-    """
-    if isinstance(pred, dict):
-        boxes, conf, cls = pred["bboxes"], pred["conf"], pred["cls"]
-    elif rotated:
-        boxes, conf, cls = torch.cat([pred[:, :4], pred[:, 6:7]], 1), pred[:, 4], pred[:, 5]
-    else:
-        boxes, conf, cls = pred[:, :4], pred[:, 4], pred[:, 5]
-    return (_envelope(boxes) if rotated else boxes), conf, cls
-
-
-def _envelope(xywhr: torch.Tensor) -> torch.Tensor:
-    from ultralytics.utils.ops import xywhr2xyxyxyxy
-
-    corners = xywhr2xyxyxyxy(xywhr).view(-1, 4, 2)
-    return torch.cat([corners.amin(1), corners.amax(1)], 1)
-
-
-def val_targets(batch: dict[str, Any], si: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """``(boxes xyxy, cls, rotated)`` of image ``si``'s labels in a validation batch, in input-image pixels, in batch
-    order; ``rotated`` says the task has oriented boxes (their envelopes are returned)."""
-    from ultralytics.utils.ops import xywh2xyxy
-
-    idx = batch["batch_idx"] == si
-    boxes = batch["bboxes"][idx]
-    h, w = batch["img"].shape[2:]
-    scale = torch.tensor([w, h, w, h], device=boxes.device, dtype=boxes.dtype)
-    rotated = boxes.shape[-1] == 5
-    xywh = boxes[:, :4] * scale
-    xyxy = _envelope(torch.cat([xywh, boxes[:, 4:]], 1)) if rotated else xywh2xyxy(xywh)
-    return xyxy, batch["cls"][idx].view(-1), rotated
-
-
-def hook_validator(validator: Any, on_update: Any, on_stats: Any) -> None:
-    """Have ``validator`` call ``on_update(preds, batch)`` after NMS and merge ``on_stats()`` into its stats dict.
-
-    Sets instance attributes over ``update_metrics`` and ``get_stats`` (the class is untouched); ``unhook_validator``
-    removes them.
-    """
-    update, stats = validator.update_metrics, validator.get_stats
-
-    def update_metrics(preds: Any, batch: dict[str, Any]) -> None:
-        on_update(preds, batch)
-        update(preds, batch)
-
-    def get_stats() -> dict[str, Any]:
-        return {**stats(), **on_stats()}
-
-    validator.update_metrics, validator.get_stats = update_metrics, get_stats
-
-
-def unhook_validator(validator: Any) -> None:
-    for name in ("update_metrics", "get_stats"):
-        validator.__dict__.pop(name, None)
-
-
-def default_validator(model: Any) -> Any:
-    """The validator class ``model.val()`` would use for this ``YOLO``'s task."""
-    return model.task_map[model.task]["validator"]
-
-
-def val_results(metrics: Any) -> dict[str, float]:
-    """``model.val()``'s return value as the ``{column: value}`` it writes to ``results.csv`` (no fitness)."""
-    return {k: float(v) for k, v in metrics.results_dict.items() if k != "fitness"}
-
-
-def add_metric_keys(trainer: Any, defaults: dict[str, float]) -> None:
-    """Give the trainer's metrics dict these keys before the first validation, so every ``results.csv`` row has them
-    (Ultralytics fills it with zeros for its own keys at set-up and keeps it while validation is skipped)."""
-    metrics = getattr(trainer, "metrics", None)
-    if isinstance(metrics, dict):
-        for k, v in defaults.items():
-            metrics.setdefault(k, v)

@@ -1,0 +1,94 @@
+"""Validation internals by release: post-NMS predictions, targets, and hooking a validator's metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def val_predictions(preds: Any) -> list[Any]:
+    """A validator's post-NMS predictions as one entry per image (segmentation before 8.4 adds the mask protos)."""
+    if isinstance(preds, tuple) and len(preds) == 2 and isinstance(preds[0], list):
+        return preds[0]
+    return preds
+
+
+def detections(pred: Any, rotated: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(boxes xyxy, conf, cls)`` of one image's post-NMS predictions, in input-image pixels.
+
+    8.4 validators post-process to a dict with ``bboxes``, ``conf``, ``cls``; older ones to an ``(N, 6+)`` tensor,
+    ``[x1, y1, x2, y2, conf, cls, ...]``, or for oriented boxes ``[x, y, w, h, conf, cls, angle]``. Oriented boxes
+    are replaced by their axis-aligned envelopes.
+    """
+    if isinstance(pred, dict):
+        boxes, conf, cls = pred["bboxes"], pred["conf"], pred["cls"]
+    elif rotated:
+        boxes, conf, cls = torch.cat([pred[:, :4], pred[:, 6:7]], 1), pred[:, 4], pred[:, 5]
+    else:
+        boxes, conf, cls = pred[:, :4], pred[:, 4], pred[:, 5]
+    return (_envelope(boxes) if rotated else boxes), conf, cls
+
+
+def _envelope(xywhr: torch.Tensor) -> torch.Tensor:
+    from ultralytics.utils.ops import xywhr2xyxyxyxy
+
+    corners = xywhr2xyxyxyxy(xywhr).view(-1, 4, 2)
+    return torch.cat([corners.amin(1), corners.amax(1)], 1)
+
+
+def val_targets(batch: dict[str, Any], si: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """``(boxes xyxy, cls, rotated)`` of image ``si``'s labels in a validation batch, in input-image pixels, in batch
+    order; ``rotated`` says the task has oriented boxes (their envelopes are returned)."""
+    from ultralytics.utils.ops import xywh2xyxy
+
+    idx = batch["batch_idx"] == si
+    boxes = batch["bboxes"][idx]
+    h, w = batch["img"].shape[2:]
+    scale = torch.tensor([w, h, w, h], device=boxes.device, dtype=boxes.dtype)
+    rotated = boxes.shape[-1] == 5
+    xywh = boxes[:, :4] * scale
+    xyxy = _envelope(torch.cat([xywh, boxes[:, 4:]], 1)) if rotated else xywh2xyxy(xywh)
+    return xyxy, batch["cls"][idx].view(-1), rotated
+
+
+def hook_validator(validator: Any, on_update: Any, on_stats: Any) -> None:
+    """Have ``validator`` call ``on_update(preds, batch)`` after NMS and merge ``on_stats()`` into its stats dict.
+
+    Sets instance attributes over ``update_metrics`` and ``get_stats`` (the class is untouched); ``unhook_validator``
+    removes them.
+    """
+    update, stats = validator.update_metrics, validator.get_stats
+
+    def update_metrics(preds: Any, batch: dict[str, Any]) -> None:
+        on_update(preds, batch)
+        update(preds, batch)
+
+    def get_stats() -> dict[str, Any]:
+        return {**stats(), **on_stats()}
+
+    validator.update_metrics, validator.get_stats = update_metrics, get_stats
+
+
+def unhook_validator(validator: Any) -> None:
+    for name in ("update_metrics", "get_stats"):
+        validator.__dict__.pop(name, None)
+
+
+def default_validator(model: Any) -> Any:
+    """The validator class ``model.val()`` would use for this ``YOLO``'s task."""
+    return model.task_map[model.task]["validator"]
+
+
+def val_results(metrics: Any) -> dict[str, float]:
+    """``model.val()``'s return value as the ``{column: value}`` it writes to ``results.csv`` (no fitness)."""
+    return {k: float(v) for k, v in metrics.results_dict.items() if k != "fitness"}
+
+
+def add_metric_keys(trainer: Any, defaults: dict[str, float]) -> None:
+    """Give the trainer's metrics dict these keys before the first validation, so every ``results.csv`` row has them
+    (Ultralytics fills it with zeros for its own keys at set-up and keeps it while validation is skipped)."""
+    metrics = getattr(trainer, "metrics", None)
+    if isinstance(metrics, dict):
+        for k, v in defaults.items():
+            metrics.setdefault(k, v)

@@ -1,0 +1,59 @@
+"""``pairhook.evaluate``: Ultralytics' validation of a trained model, plus the pair metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from pairhook import compat
+from pairhook.metrics import CONF, IOU
+from pairhook.pairs.attach import DatasetBuilder, PairAttacher
+from pairhook.pairs.carrier import PairCarrier
+from pairhook.pairs.file import load_pair_file
+from pairhook.val_metrics import PairValidation, attach
+
+
+def evaluate(model: Any, data: Union[str, Path], pairs: Optional[Union[str, Path]] = None, *, match_iou: float = 0.5,
+             pair_iou: float = IOU, pair_conf: float = CONF, **val_kwargs: Any) -> dict[str, float]:
+    """Validate ``model`` on ``data`` and return Ultralytics' metrics plus the pair metrics.
+
+    Args:
+        model: a ``YOLO`` or the path of a checkpoint (``best.pt``).
+        data: the data YAML; its ``val`` split (or ``split=...``) is evaluated.
+        pairs: the pair file; without it, the data YAML's ``pairs:`` key.
+        match_iou: least IoU between a pair member and its label row, as in ``install()``.
+        pair_iou: least IoU between a GT member and a prediction that detects it (not NMS's ``iou``).
+        pair_conf: least confidence of a prediction that counts for the pair metrics (not the validator's ``conf``,
+            which also sets mAP's operating range).
+        val_kwargs: passed to ``model.val()`` (``imgsz``, ``batch``, ``conf``, ``device``, ...).
+
+    Returns:
+        ``{results.csv column: value}`` of the validation (``metrics/mAP50(B)``, ``metrics/mAP50-95(B)``, ...) and
+        ``pairs/both_detected``, ``pairs/class_agree``, ``pairs/conf_gap``, ``pairs/n`` (see :mod:`pairhook.metrics`).
+
+    Raises:
+        ValueError: no pair file given or named by the data YAML; PairsError: a malformed pair file.
+    """
+    from ultralytics import YOLO
+
+    yolo = model if hasattr(model, "val") else YOLO(str(model))
+    if pairs is not None:
+        load_pair_file(pairs)  # fail before the model runs
+    elif Path(data).is_file() and not (yaml.safe_load(Path(data).read_text()) or {}).get("pairs"):
+        raise ValueError(f"no pairs for {data}: pass pairs=... or add a 'pairs:' key to the data YAML")
+    attacher = PairAttacher(str(pairs) if pairs is not None else None, match_iou)
+    made: list[tuple[Any, PairValidation]] = []
+
+    def make_validator(**kwargs: Any) -> Any:
+        validator = compat.default_validator(yolo)(**kwargs)
+        validator.build_dataset = DatasetBuilder(validator.build_dataset, attacher, validator)
+        made.append((validator, attach(validator, pair_iou, pair_conf)))
+        return validator
+
+    results = compat.val_results(yolo.val(validator=make_validator, data=str(data), **val_kwargs))
+    validator, collector = made[0]
+    if not PairCarrier.attached(getattr(validator.dataloader, "dataset", None)) or collector.last is None:
+        raise ValueError(f"no pairs for {data}: pass pairs=... or add a 'pairs:' key to the data YAML")
+    return {**results, **collector.last}

@@ -1,0 +1,176 @@
+"""The terms an installation adds: regularizers resolved from the user's spec, their options and weights, the training
+schedule they see, and the per-term counters of skipped (non-finite) batches.
+
+:class:`Terms` is all the criterion needs to know about an installation; it never sees the callbacks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+import torch
+
+from pairhook import log, plugins
+from pairhook.config import split_names
+from pairhook.context import PairContext
+
+RegularizerSpec = Union[str, Sequence[str], Mapping[str, Mapping[str, Any]], None]
+
+
+class RegularizerError(RuntimeError):
+    """A regularizer raised during training; the message names it and the plugin it came from."""
+
+
+@dataclass(frozen=True)
+class ActiveRegularizer:
+    """A regularizer as installed: the registered callable with the user's weight and options."""
+
+    name: str
+    fn: Callable[..., torch.Tensor]
+    loss_name: str
+    weight: float = 1.0
+    options: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "in-process"
+    builtin: bool = False
+    needs_pairs: bool = False
+    _warned: set = field(default_factory=set, init=False, repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """``regularizer 'name' (from source)``, for messages."""
+        return f"regularizer {self.name!r} (from {self.source})"
+
+    def __call__(self, ctx: PairContext) -> torch.Tensor:
+        """The term as it enters the loss, per image: ``weight * fn(ctx, **options)`` in fp32.
+
+        An exception from the plugin is re-raised as :class:`RegularizerError` naming the regularizer and its
+        plugin; a result that is not a 0-d floating-point tensor is a ``TypeError``. A result without gradient while
+        the logits have one is allowed (it is logged but trains nothing) and warned about once.
+        """
+        try:
+            value = self.fn(ctx, **self.options)
+        except Exception as e:
+            raise RegularizerError(f"pairhook: {self.label} raised {type(e).__name__}: {e}") from e
+        if not isinstance(value, torch.Tensor) or value.dim() != 0 or not value.is_floating_point():
+            got = (f"a {value.dtype} tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor)
+                   else type(value).__name__)
+            raise TypeError(f"pairhook: {self.label} must return a 0-d floating-point tensor, got {got}")
+        if ctx.logits.requires_grad and not value.requires_grad and "no-grad" not in self._warned:
+            self._warned.add("no-grad")
+            log.warning(f"{self.label} returned a tensor without gradient: it is logged but does not train the model")
+        return value.float() * self.weight
+
+
+def parse_regularizers(spec: RegularizerSpec) -> list[ActiveRegularizer]:
+    """Resolve a name, comma-separated names, a list of names or ``{name: {weight, **options}}`` against the
+    registry; every problem is a ``ValueError`` here, before anything is installed."""
+    if spec is None:
+        return []
+    if isinstance(spec, str):
+        spec = split_names(spec)
+    if isinstance(spec, (list, tuple)) and all(isinstance(n, str) for n in spec):
+        spec = {name: {} for name in spec}
+    elif not isinstance(spec, Mapping):
+        raise ValueError(f"regularizers must be a name, a list of names or a mapping of name to options, got {spec!r}")
+    registry = plugins.registry()
+    active = []
+    for name, opts in spec.items():
+        if name not in registry:
+            raise ValueError(plugins.unknown_regularizer(name, registry))
+        if opts is not None and not isinstance(opts, Mapping):
+            raise ValueError(f"regularizer {name!r}: options must be a mapping such as {{weight: 1.0}}, got {opts!r}")
+        opts = dict(opts or {})
+        weight = opts.pop("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"regularizer {name!r}: weight must be a finite number >= 0, got {weight!r}")
+        reg = registry[name]
+        accepted = reg.options
+        unknown = sorted(set(opts) - set(accepted))
+        if unknown:
+            raise ValueError(
+                f"regularizer {name!r} has no option {', '.join(map(repr, unknown))}; "
+                f"its options are: weight, {', '.join(accepted) or '(none)'}"
+            )
+        _check_option_types(name, opts, accepted)
+        active.append(ActiveRegularizer(name, reg.fn, reg.loss_name, float(weight), opts, reg.source, reg.builtin,
+                                        reg.needs_pairs))
+        if reg.builtin:
+            _dry_run(active[-1])
+    names = [r.loss_name for r in active]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two active regularizers share a loss name: {names}")
+    return active
+
+
+def _check_option_types(name: str, opts: Mapping[str, Any], accepted: Mapping[str, Any]) -> None:
+    """An option whose default is a number, string or bool must be given as one (ints pass for floats)."""
+    for key, value in opts.items():
+        default = accepted[key]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif isinstance(default, str):
+            ok = isinstance(value, str)
+        else:
+            continue  # None, required or another type: the regularizer checks it
+        if not ok:
+            raise ValueError(
+                f"regularizer {name!r}: option {key!r} must be a {type(default).__name__} like its default "
+                f"{default!r}, got {value!r}"
+            )
+
+
+def _dry_run(reg: ActiveRegularizer) -> None:
+    """Call a built-in once on an empty context so a bad option value fails at ``install()``, not at batch 1."""
+    ctx = PairContext(logits=torch.zeros(1, 1, 1), target_scores=torch.zeros(1, 1, 1),
+                      target_bboxes=torch.zeros(1, 1, 4), fg_mask=torch.zeros(1, 1, dtype=torch.bool),
+                      target_gt_idx=torch.zeros(1, 1, dtype=torch.long), gt_labels=torch.zeros(1, 0, dtype=torch.long),
+                      gt_bboxes=torch.zeros(1, 0, 4), training=False)
+    try:
+        reg.fn(ctx, **reg.options)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"regularizer {reg.name!r}: {e}") from e
+
+
+class Terms:
+    """The active regularizers of one installation, the epoch they see, and their skip counters.
+
+    Non-finite terms are counted on the device (no host sync) and read once per epoch by :meth:`report_skips`;
+    :attr:`skipped` keeps the totals per regularizer name.
+    """
+
+    def __init__(self, active: list[ActiveRegularizer]) -> None:
+        self.active = active
+        self.epoch, self.epochs = 0, 1
+        self._skips: dict[str, torch.Tensor] = {}  # loss name -> device-side count of skipped batches this epoch
+        self.skipped: dict[str, int] = {}
+
+    @property
+    def loss_names(self) -> list[str]:
+        return [r.loss_name for r in self.active]
+
+    @property
+    def need_pairs(self) -> bool:
+        return any(r.needs_pairs for r in self.active)
+
+    def skip_counter(self, loss_name: str, device: torch.device) -> torch.Tensor:
+        """The 0-d device-side counter of batches whose ``loss_name`` term was not finite and so was skipped."""
+        count = self._skips.get(loss_name)
+        if count is None or count.device != device:
+            count = self._skips[loss_name] = torch.zeros((), dtype=torch.long, device=device)
+        return count
+
+    def report_skips(self) -> None:
+        """Warn, once per epoch and regularizer, how many batches' terms were skipped as non-finite; reset."""
+        for reg in self.active:
+            count = self._skips.get(reg.loss_name)
+            n = int(count) if count is not None else 0  # the one host read per epoch
+            if n:
+                count.zero_()
+                self.skipped[reg.name] = self.skipped.get(reg.name, 0) + n
+                log.warning(f"{reg.label} was NaN or infinite in {n} batch(es) this epoch; its term was skipped (0) "
+                            "there")
