@@ -66,9 +66,10 @@ def test_bad_pair_files_name_file_entry_and_problem(tmp_path, content, message):
 def test_out_of_range_class_is_named_once_the_dataset_is_known(tmp_path):
     c3 = [[3, 0.5, 0.2, 0.1, 0.1], [3, 0.5, 0.6, 0.1, 0.1]]
     pf = load_pair_file(write(tmp_path, {"img": [[A, B]], "img2": [[A, B], c3]}))
-    pf.check_classes(4)
-    with pytest.raises(PairsError, match=r"pairs.json: 'img2' pair 1: class 3 but the dataset has 3 classes"):
-        pf.check_classes(3)
+    pf.check_classes({0: "a", 1: "b", 2: "c", 3: "d"})
+    with pytest.raises(PairsError, match=r"pairs.json: 'img2' pair 1: class 3 but the data YAML has 3 classes, 0 to 2 "
+                                         r"\(0: a, 1: b, 2: c\)"):
+        pf.check_classes({0: "a", 1: "b", 2: "c"})
 
 
 def test_nan_member_rejected(tmp_path):
@@ -116,10 +117,14 @@ def test_images_without_pairs_or_labels(tmp_path):
 
 
 def test_index_form(tmp_path):
-    lb = labels("img", [[0, 0.3, 0.2, 0.1, 0.1], [0, 0.3, 0.6, 0.1, 0.1], [1, 0.5, 0.5, 0.1, 0.1]])
+    rows = [[0, 0.3, 0.2, 0.1, 0.1], [0, 0.3, 0.6, 0.1, 0.1], [1, 0.5, 0.5, 0.1, 0.1]]
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "img.txt").write_text("".join(" ".join(map(str, r)) + "\n" for r in rows))
+    lb = {**labels("img", rows), "im_file": str(tmp_path / "images" / "img.png")}
     pf = load_pair_file(write(tmp_path, {"format": "pairhook-index", "pairs": {"img": [[0, 1], [1, 2], [0, 9]]}}))
     rows, report = match_dataset(pf, [lb], 0.5, "train")
     assert rows == [[(0, 1)]] and report.unmatched == 2
+    assert "have different classes" in report.reasons[0] and "row 9 but its label file has 3 rows" in report.reasons[1]
 
 
 def test_pairs_from_tags_drops_duplicated_or_lonely_members():

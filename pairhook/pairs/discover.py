@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 
 from pairhook.config import split_names
+from pairhook.pairs.keys import ImageKeys, image_files
 
 Rows = dict[str, list[tuple[int, int]]]
 
@@ -30,9 +31,10 @@ class DiscoveryResult:
     """What :func:`discover` found.
 
     Attributes:
-        pairs: the users' pair-file format, image basename -> ``[[[c,x,y,w,h], [c,x,y,w,h]], ...]`` (upper member
-            first), only images with pairs.
-        rows: image basename -> ``(row a, row b)`` per pair, rows of its label file (every image scanned).
+        pairs: the users' pair-file format, image key -> ``[[[c,x,y,w,h], [c,x,y,w,h]], ...]`` (upper member
+            first), only images with pairs. The key is the file name without extension, or, for a file name shared
+            by different images, the path relative to the dataset's ``path``.
+        rows: image key -> ``(row a, row b)`` per pair, rows of its label file (every image scanned, once).
         shift: the vertical offset used (normalized image height), ``None`` if there were no candidates.
         shift_given: whether ``shift`` was given rather than estimated.
         spread: standard deviation of the accepted pairs' offsets (normalized height).
@@ -77,23 +79,6 @@ class DiscoveryResult:
         return (f"{self.num_pairs} pairs on {len(self.pairs)} of {len(self.rows)} images; shift {self.shift:.4f} "
                 f"({how}), spread {self.spread:.4f}; {self.consistent}/{self.candidates} candidates consistent "
                 f"with it (confidence {self.confidence:.2f}), the next most common offset {self.runner_up}{res}")
-
-
-def image_files(path: str | Path | list) -> list[Path]:
-    """Images of a data-YAML split: a directory (recursive), a ``.txt`` list (``./`` relative to it), or a list."""
-    from ultralytics.data.utils import IMG_FORMATS
-
-    out: list[Path] = []
-    for p in path if isinstance(path, list) else [path]:
-        p = Path(p)
-        if p.is_dir():
-            out += list(p.rglob("*.*"))
-        elif p.is_file():
-            lines = p.read_text(encoding="utf-8-sig").split()
-            out += [p.parent / x[2:] if x.startswith("./") else Path(x) for x in lines]
-        else:
-            raise FileNotFoundError(f"{p} does not exist")
-    return sorted(f for f in out if f.suffix[1:].lower() in IMG_FORMATS)
 
 
 def read_labels(label_file: str | Path) -> np.ndarray:
@@ -154,13 +139,16 @@ def discover(data: str | Path, shift: Optional[float] = None, tol: float = 0.1, 
     if shift is not None and not 0 < shift < 1:
         raise ValueError(f"shift must be in (0, 1) (a fraction of the image height), got {shift}")
     cfg = check_det_dataset(str(data), autodownload=False)
-    images: dict[str, np.ndarray] = {}
+    files: dict[str, None] = {}  # every image once, in split order (a file listed in two splits is one image)
     for s in split_names(split):
         if not cfg.get(s):
             raise ValueError(f"{data} has no split {s!r}")
-        files = image_files(cfg[s])
-        for f, lb in zip(files, img2label_paths([os.fspath(f) for f in files])):
-            images[f.stem] = read_labels(lb)
+        files.update(dict.fromkeys(os.path.realpath(f) for f in image_files(cfg[s])))
+    index = ImageKeys((), cfg.get("path"), files)
+    images: dict[str, np.ndarray] = {}
+    for f, lb in zip(files, img2label_paths(list(files))):
+        names = index.names(f)  # a file name shared by different images gets its unambiguous path key
+        images[names[-1] if names[-1] not in index.shared else names[0]] = read_labels(lb)
 
     found = {stem: candidates(lb, tol) for stem, lb in images.items()}
     offsets = np.concatenate([c[2] for c in found.values()] or [np.zeros(0)])

@@ -3,6 +3,10 @@
 Users' format: ``{"img_001": [[[c,x,y,w,h], [c,x,y,w,h]], ...], ...}``, normalized xywh of the original image.
 Index form: ``{"format": "pairhook-index", "pairs": {"img_001": [[row_a, row_b], ...]}}``. Anything malformed is a
 :class:`PairsError` naming the file, the entry and the problem, before training starts.
+
+A key names an image by its file name, with or without its extension (``img_001``, ``img_001.jpg``), or by its path
+relative to the dataset's ``path`` (``images/train/a/img_001``), which tells apart images that share a file name.
+Keys are kept in :func:`normalize_key` form.
 """
 
 from __future__ import annotations
@@ -36,13 +40,36 @@ class PairFile:
     def images(self) -> set[str]:
         return set(self.boxes) | set(self.rows)
 
-    def check_classes(self, nc: int) -> None:
-        """Raise :class:`PairsError` naming the first pair whose class is not one of the dataset's ``nc``."""
+    def pairs_of(self, key: str) -> int:
+        """How many pairs the file lists for ``key``."""
+        return len(self.boxes.get(key, ())) + len(self.rows.get(key, ()))
+
+    def check_classes(self, names: dict[int, str]) -> None:
+        """Raise :class:`PairsError` naming the first pair whose class is not one of the data YAML's ``names``."""
+        nc = len(names)
         for stem, pairs in self.boxes.items():
             for i, (a, _) in enumerate(pairs):
                 if a[0] >= nc:
-                    raise PairsError(f"{self.path}: {stem!r} pair {i}: class {int(a[0])} but the dataset has {nc} "
-                                     f"classes (0 to {nc - 1})")
+                    shown = ", ".join(f"{k}: {v}" for k, v in list(names.items())[:10]) + (", ..." if nc > 10 else "")
+                    raise PairsError(f"{self.path}: {stem!r} pair {i}: class {int(a[0])} but the data YAML has {nc} "
+                                     f"classes, 0 to {nc - 1} ({shown})")
+
+
+def normalize_key(key: str, suffixes: frozenset[str] = frozenset()) -> str:
+    """A key as pairhook looks it up: ``/`` separators, no leading ``./``, and no extension in ``suffixes`` (image
+    formats, lower case, no dot)."""
+    key = key.strip().replace("\\", "/")
+    while key.startswith("./"):
+        key = key[2:]
+    root, ext = os.path.splitext(key)
+    return root if ext[1:].lower() in suffixes else key
+
+
+def image_suffixes() -> frozenset[str]:
+    """The image file extensions Ultralytics reads (lower case, no dot)."""
+    from ultralytics.data.utils import IMG_FORMATS
+
+    return frozenset(s.lower() for s in IMG_FORMATS)
 
 
 def _no_duplicates(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
@@ -55,6 +82,19 @@ def _no_duplicates(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, An
         return out
 
     return hook
+
+
+def _normalized(path: Path, entries: dict[str, Any]) -> dict[str, Any]:
+    """``entries`` keyed by :func:`normalize_key`; two keys naming one image (``a`` and ``a.png``) are an error."""
+    suffixes = image_suffixes()
+    out: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    for key, value in entries.items():
+        norm = normalize_key(key, suffixes)
+        if norm in out:
+            raise PairsError(f"{path}: keys {given[norm]!r} and {key!r} name the same image")
+        out[norm], given[norm] = value, key
+    return out
 
 
 _NUMBER = (int, float)  # exact types: a JSON true/false is not a number here
@@ -115,7 +155,7 @@ def _parse(path: Path, text: str) -> PairFile:
     if data.get("format") == "pairhook-index":
         return _load_index(path, data.get("pairs"))
     out = PairFile(path)
-    for stem, pairs in data.items():
+    for stem, pairs in _normalized(path, data).items():
         if not isinstance(pairs, list):
             raise PairsError(f"{path}: {stem!r}: expected a list of pairs, got {type(pairs).__name__}")
         parsed = []
@@ -143,7 +183,7 @@ def _load_index(path: Path, pairs: Any) -> PairFile:
     if not isinstance(pairs, dict):
         raise PairsError(f"{path}: 'pairs' must be an object keyed by image name in the pairhook-index format")
     out = PairFile(path)
-    for stem, rows in pairs.items():
+    for stem, rows in _normalized(path, pairs).items():
         ok = isinstance(rows, list) and all(
             isinstance(r, (list, tuple)) and len(r) == 2 and all(isinstance(v, int) and v >= 0 for v in r) for r in rows
         )
