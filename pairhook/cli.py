@@ -66,6 +66,8 @@ def parse_args(args: Sequence[str], keys: dict[str, tuple[type, Any]]) -> dict[s
         if value is None:
             if default is not None and default is not UNSET:
                 raise UsageError(f"{key} needs a value, got {arg!r}")
+        elif typ is bool and not isinstance(value, bool):
+            raise UsageError(f"{key} must be true or false, got {text!r}")
         elif typ is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise UsageError(f"{key} must be an integer, got {text!r}")
         elif typ is float:
@@ -139,14 +141,14 @@ def cmd_discover(**kw: Any) -> int:
 
 
 def cmd_train(model: str, data: str, pairs: str | None = None, regularizers: str | None = UNSET,
-              config: str | None = None, **train_kwargs: Any) -> int:
+              config: str | None = None, strict_pairs: bool | None = None, **train_kwargs: Any) -> int:
     """``yolo train`` with pairhook installed; ``regularizers``: a name or comma-separated names (null: none)."""
     from ultralytics import YOLO
 
     from pairhook.installation import install
 
     yolo = YOLO(model)
-    install(yolo, pairs=pairs, regularizers=regularizers, config=config)
+    install(yolo, pairs=pairs, regularizers=regularizers, config=config, strict_pairs=strict_pairs)
     yolo.train(data=data, **train_kwargs)
     print(f"pairhook train: results in {yolo.trainer.save_dir}")
     return 0
@@ -164,7 +166,8 @@ def keys_of(fn: Callable[..., Any]) -> dict[str, tuple[type, Any]]:
         default = REQUIRED if p.default is p.empty else p.default
         is_int = isinstance(default, int) and not isinstance(default, bool)
         is_float = isinstance(default, float) or "float" in str(p.annotation)
-        typ = float if is_float else int if is_int else str
+        is_bool = isinstance(default, bool) or "bool" in str(p.annotation)
+        typ = bool if is_bool else float if is_float else int if is_int else str
         keys[name] = (typ, str(default) if isinstance(default, Path) else default)
     return keys
 

@@ -11,8 +11,8 @@ from typing import Any, Optional, Union
 
 import yaml
 
-CONFIG_KEYS = ("regularizers", "pairs", "match_iou")
-DEFAULTS: dict[str, Any] = {"regularizers": "pair_consistency", "pairs": None, "match_iou": 0.5}
+CONFIG_KEYS = ("regularizers", "pairs", "match_iou", "strict_pairs")
+DEFAULTS: dict[str, Any] = {"regularizers": "pair_consistency", "pairs": None, "match_iou": 0.5, "strict_pairs": False}
 
 
 class _Unset:
@@ -32,7 +32,7 @@ def split_names(text: str) -> list[str]:
 
 
 def read_config(path: Union[str, Path]) -> dict[str, Any]:
-    """Read an install config YAML (keys: ``regularizers``, ``pairs``, ``match_iou``) with ``yaml.safe_load``.
+    """Read an install config YAML (keys: :data:`CONFIG_KEYS`) with ``yaml.safe_load``.
 
     A relative ``pairs`` path is relative to the config file.
     """

@@ -14,6 +14,34 @@ def _no_pairs() -> torch.Tensor:
     return torch.zeros(0, 3, dtype=torch.long)
 
 
+class PairActivity:
+    """Device-side counts, over one epoch of training batches, of what one pair regularizer did with the pairs:
+    ``(carried, reached, acted)`` = pairs in the batches, pairs active (both members have an anchor), pairs on
+    which its per-pair value was non-zero. Filled without a host sync; read once per epoch."""
+
+    def __init__(self) -> None:
+        self.counts: Optional[torch.Tensor] = None
+        self.reported = False  # the regularizer counted reached/acted (through PairContext.pair_mean) this epoch
+
+    def carry(self, pairs: int, device: torch.device) -> None:
+        if self.counts is None or self.counts.device != device:
+            self.counts = torch.zeros(3, dtype=torch.long, device=device)
+        self.counts[0] += pairs
+
+    def count(self, active: torch.Tensor, acted: torch.Tensor) -> None:
+        if self.counts is not None:
+            self.reported = True
+            self.counts[1:] += torch.stack([active.sum(), acted.sum()]).to(self.counts.device)
+
+    def read(self) -> tuple[int, int, int, bool]:
+        """``(carried, reached, acted, reported)`` since the last read (the one host read), then reset."""
+        carried, reached, acted = self.counts.tolist() if self.counts is not None else (0, 0, 0)
+        reported, self.reported = self.reported, False
+        if self.counts is not None:
+            self.counts.zero_()
+        return carried, reached, acted, reported
+
+
 def _candidates(fg_mask: torch.Tensor, compact: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat ``(B*A)`` indices of the anchors to look at, and which of them are assigned (``fg_mask``).
 
@@ -52,6 +80,8 @@ class PairContext:
         anchor_points: (A, 2) anchor centres in network-input pixels, when pairhook built the context.
         row_grads: set by pairhook's criterion when ``logits`` is a view of a head output that Ultralytics' loss also
             differentiates; gathered rows then send their gradient through it (see :class:`RowGrads`).
+        activity: set by pairhook's criterion in training for a regularizer registered with ``needs_pairs=True``;
+            :meth:`pair_mean` counts into it (the ``train/<name>_reached`` and ``_acted`` columns).
     """
 
     logits: torch.Tensor
@@ -68,6 +98,7 @@ class PairContext:
     training: bool = True
     anchor_points: Optional[torch.Tensor] = None
     row_grads: Optional[RowGrads] = field(default=None, repr=False, compare=False)
+    activity: Optional[PairActivity] = field(default=None, repr=False, compare=False)
 
     @property
     def num_pairs(self) -> int:
@@ -134,6 +165,13 @@ class PairContext:
         if self.row_grads is None or not self.row_grads.serves(self.logits):
             return self.logits[image, anchor].float()
         return GatherRows.apply(self.logits, image, anchor, self.row_grads).float()
+
+    def pair_mean(self, values: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """The mean of per-pair ``values`` (P,) over the ``active`` pairs (P,) bool; an exact 0, still on the graph,
+        when none is active. Counts the active pairs and those with a non-zero value for the activity columns."""
+        if self.activity is not None:
+            self.activity.count(active, active & (values.detach() != 0))
+        return torch.where(active, values, torch.zeros_like(values)).sum() / active.sum().clamp_min(1)
 
     def zero(self) -> torch.Tensor:
         """A 0-d fp32 zero attached to the logits' graph: the value of a term with nothing to act on."""

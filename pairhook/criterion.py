@@ -114,6 +114,10 @@ class PairhookCriterion:
         gradient, whenever the logits are (tested), and non-finite logits make Ultralytics' own loss non-finite.
         """
         keep = torch.ones((), dtype=torch.bool, device=ctx.logits.device)
+        activity = self.terms.activity.get(reg.loss_name) if self.training else None
+        if activity is not None:  # a pair regularizer in training: count what it does with the pairs
+            activity.carry(ctx.num_pairs, keep.device)
+            ctx = dataclasses.replace(ctx, activity=activity)
         if not reg.builtin and ctx.logits.requires_grad:
             ctx = dataclasses.replace(ctx, logits=GradientGate.apply(ctx.logits, keep))
         value = reg(ctx)

@@ -12,7 +12,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from pairhook import compat, val_metrics, workers
+from pairhook import compat, log, val_metrics, workers
 from pairhook.config import DEFAULTS, UNSET, resolve
 from pairhook.criterion import PairhookCriterion
 from pairhook.pairs.attach import DatasetBuilder, PairAttacher
@@ -30,12 +30,13 @@ class Installation:
               "on_train_batch_end", "on_train_epoch_end", "on_val_start", "on_fit_epoch_end", "on_train_end")
 
     def __init__(self, model: Any, active: list[ActiveRegularizer], pairs: Optional[str] = None,
-                 match_iou: float = DEFAULTS["match_iou"]) -> None:
+                 match_iou: float = DEFAULTS["match_iou"], strict_pairs: bool = DEFAULTS["strict_pairs"]) -> None:
         self._model = weakref.ref(model)
         self.terms = Terms(active)
         self.pairs = pairs
         self.match_iou = match_iou
-        self.attacher = PairAttacher(pairs, match_iou, expects_pairs=self.terms.need_pairs)
+        self.strict_pairs = strict_pairs
+        self.attacher = PairAttacher(pairs, match_iou, expects_pairs=self.terms.need_pairs, strict=strict_pairs)
 
     @property
     def active(self) -> list[ActiveRegularizer]:
@@ -57,8 +58,8 @@ class Installation:
         trainer.build_dataset = DatasetBuilder(getattr(build, "inner", build), self.attacher, trainer)
 
     def on_pretrain_routine_end(self, trainer: Any) -> None:
-        self.attacher.report_unseen()
         self._attach_late(trainer)
+        log.info(self.summary())
         compat.add_loss_names(trainer, self.loss_names)
         self.terms.epoch, self.terms.epochs = trainer.start_epoch, trainer.epochs
         self._wrap(compat.unwrap(trainer.model), training=True)
@@ -77,6 +78,8 @@ class Installation:
         compat.align_loss_names(trainer, self.loss_names)
 
     def on_train_epoch_end(self, trainer: Any) -> None:
+        if self.terms.activity:
+            compat.add_epoch_columns(trainer, self.terms.activity_columns())  # the one host read of the counts
         ema = compat.ema_model(trainer)
         if ema is not None:
             self._wrap(ema, training=False)  # training-time validation computes its loss on the EMA model
@@ -111,7 +114,7 @@ class Installation:
         for loader, mode in compat.loaders(trainer):
             dataset = loader.dataset
             if not PairCarrier.attached(dataset):
-                self.attacher(dataset, mode, trainer.data)
+                self.attacher(dataset, mode, trainer)
                 if PairCarrier.attached(dataset):
                     compat.refresh_loader(loader, dataset.collate_fn)
 
@@ -130,15 +133,21 @@ class Installation:
             if trainer is not None:
                 self.on_train_end(trainer)
                 compat.remove_loss_names(trainer, self.loss_names)
+                compat.remove_epoch_columns(trainer)
                 if isinstance(trainer.__dict__.get("build_dataset"), DatasetBuilder):
                     del trainer.build_dataset
                 for loader, _ in compat.loaders(trainer):
                     PairCarrier.detach(loader.dataset)
 
+    def summary(self) -> str:
+        """One line: the active regularizers with weights and every option, the pair file, the match per split."""
+        terms = ", ".join(r.describe() for r in self.active) or "no regularizer (pairs for the metrics only)"
+        pairs = self.pairs or "the data YAML's 'pairs:' key"
+        matched = "; ".join(f"{split} {r.matched}/{r.pairs} matched" for split, r in self.attacher.reports.items())
+        return f"{terms}; pairs from {pairs}" + (f" ({matched})" if matched else "")
+
     def __repr__(self) -> str:
-        terms = ", ".join(f"{r.name}(weight={r.weight:g}{''.join(f', {k}={v!r}' for k, v in r.options.items())})"
-                          for r in self.active) or "no regularizer"
-        return f"<pairhook.Installation {terms}; pairs={self.pairs or 'from the data YAML'}>"
+        return f"<pairhook.Installation {self.summary()}>"
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -172,6 +181,7 @@ def install(
     regularizers: RegularizerSpec = UNSET,
     config: Optional[Union[str, Path]] = None,
     match_iou: Optional[float] = None,
+    strict_pairs: Optional[bool] = None,
 ) -> Installation:
     """Install pairhook on an ``ultralytics.YOLO`` model; call before ``model.train()``.
 
@@ -180,8 +190,12 @@ def install(
         pairs: path of a pair file (see the README). Without one, the dataset YAML's ``pairs:`` key is used if present.
         regularizers: a name, comma-separated names, a list of names, or ``{name: {"weight": w, **options}}``;
             ``None`` for none. Default: the config's, else ``"pair_consistency"``.
-        config: a YAML file with the keys ``regularizers``, ``pairs``, ``match_iou``; an argument given here wins.
+        config: a YAML file with the keys ``regularizers``, ``pairs``, ``match_iou``, ``strict_pairs``; an argument
+            given here wins.
         match_iou: least IoU between a pair member and its label row (default 0.5).
+        strict_pairs: stop before training, with a ``PairsError``, when a split's listed pairs all fail to match or
+            more than 10% are skipped, or when a key is a file name shared by different images (default False:
+            those are warnings).
 
     Returns:
         The :class:`Installation`; ``handle.uninstall()`` removes it. Installing again replaces it.
@@ -196,7 +210,10 @@ def install(
     if not hasattr(model, "add_callback") or not hasattr(model, "callbacks"):
         raise TypeError(f"pairhook.install expects an ultralytics YOLO model, got {type(model).__name__}")
     opts = resolve(config, regularizers=regularizers, pairs=UNSET if pairs is None else pairs,
-                   match_iou=UNSET if match_iou is None else match_iou)
+                   match_iou=UNSET if match_iou is None else match_iou,
+                   strict_pairs=UNSET if strict_pairs is None else strict_pairs)
+    if not isinstance(opts["strict_pairs"], bool):
+        raise ValueError(f"strict_pairs must be true or false, got {opts['strict_pairs']!r}")
     match_iou = opts["match_iou"]
     if isinstance(match_iou, bool) or not isinstance(match_iou, (int, float)) or not 0 < match_iou <= 1:
         raise ValueError(f"match_iou must be a number in (0, 1], got {match_iou!r}")
@@ -207,7 +224,8 @@ def install(
     if getattr(model, "model", None) is not None and hasattr(model.model, "init_criterion"):
         compat.check_task(model.model)
     uninstall(model)
-    handle = Installation(model, active, str(pairs) if pairs is not None else None, float(match_iou))
+    handle = Installation(model, active, str(pairs) if pairs is not None else None, float(match_iou),
+                          opts["strict_pairs"])
     handle.register_on(model.callbacks)
     if not compat.callbacks_reach_workers():
         compat.route_trainer(model, workers.trainer_for)  # so multi-GPU workers can rebuild the installation

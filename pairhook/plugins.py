@@ -39,7 +39,10 @@ class Regularizer:
     Attributes:
         source: where it came from, for messages (``built-in``, ``entry point NAME (dist version)``, ``in-process``).
         builtin: registered by one of pairhook's :data:`DEFAULT_PLUGINS`.
-        needs_pairs: it acts on ``ctx.pairs``, so it has nothing to do without a pair file.
+        needs_pairs: it acts on ``ctx.pairs``, so it has nothing to do without a pair file; it gets the activity
+            columns (``train/<name>_reached``, ``train/<name>_acted``).
+        gate: the option that decides when the term acts at all (``tau_high`` for ``pair_consistency``), named in
+            the warning when the term has acted on no pair for several epochs.
     """
 
     name: str
@@ -48,6 +51,7 @@ class Regularizer:
     source: str
     builtin: bool = False
     needs_pairs: bool = False
+    gate: Optional[str] = None
 
     @property
     def options(self) -> dict[str, Any]:
@@ -123,7 +127,8 @@ def registry() -> dict[str, Regularizer]:
         builtin = impl.plugin_name in DEFAULT_PLUGINS
 
         def _register(name: str, fn: Callable[..., Any], loss_name: Optional[str] = None, *,
-                      needs_pairs: bool = False, _src: str = source, _builtin: bool = builtin) -> None:
+                      needs_pairs: bool = False, gate: Optional[str] = None, _src: str = source,
+                      _builtin: bool = builtin) -> None:
             if not isinstance(name, str) or not name.isidentifier():
                 raise ValueError(f"pairhook: plugin {_src!r} registered an invalid regularizer name {name!r}")
             if not callable(fn):
@@ -132,7 +137,7 @@ def registry() -> dict[str, Regularizer]:
                 raise ValueError(
                     f"pairhook: regularizer {name!r} is registered twice: by {found[name].source!r} and {_src!r}"
                 )
-            found[name] = Regularizer(name, fn, loss_name or f"{name}_loss", _src, _builtin, bool(needs_pairs))
+            found[name] = Regularizer(name, fn, loss_name or f"{name}_loss", _src, _builtin, bool(needs_pairs), gate)
 
         impl.function(register=_register)
     return found

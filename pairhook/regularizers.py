@@ -3,7 +3,8 @@
 Both act on the pairs of a :class:`~pairhook.context.PairContext`: each member of a pair is represented by its
 class logits (see :meth:`PairContext.member_logits`), a pair is active when both members have an anchor, and the
 term is the mean of the per-pair values over active pairs (an attached 0 when there are none). Everything is
-vectorised over pairs with no host synchronisation.
+vectorised over pairs with no host synchronisation (:meth:`PairContext.pair_mean`, which also counts the pairs each
+term acted on for the ``train/*_reached`` and ``train/*_acted`` columns).
 """
 
 from __future__ import annotations
@@ -37,11 +38,6 @@ def _members(ctx: PairContext, anchor: str) -> tuple[torch.Tensor, torch.Tensor,
 def _a_teaches(pa: torch.Tensor, pb: torch.Tensor) -> torch.Tensor:
     """(P,) bool: member a is the teacher (higher max probability; ties go to a)."""
     return pa.amax(-1) >= pb.amax(-1)
-
-
-def _mean_active(values: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values`` over ``active`` pairs; exactly 0, still on the graph, when none is active."""
-    return torch.where(active, values, torch.zeros_like(values)).sum() / active.sum().clamp_min(1)
 
 
 def pair_consistency(
@@ -82,7 +78,7 @@ def pair_consistency(
 
     values = torch.where(cls_t == cls_s, same, mismatch)
     values = torch.where(conf_t >= tau_high, values, torch.zeros_like(values))
-    return _mean_active(values, active)
+    return ctx.pair_mean(values, active)
 
 
 def symmetric_kl(ctx: PairContext, *, anchor: str = "best", T: float = 1.0,
@@ -104,11 +100,11 @@ def symmetric_kl(ctx: PairContext, *, anchor: str = "best", T: float = 1.0,
         za = torch.where(a_teaches, za.detach(), za)
         zb = torch.where(a_teaches, zb, zb.detach())
     values = 0.5 * ((za / T).sigmoid() - (zb / T).sigmoid()).mul(za - zb).sum(-1) / T
-    return _mean_active(values, active)
+    return ctx.pair_mean(values, active)
 
 
 @hookimpl
 def pairhook_register_regularizers(register: Callable[..., None]) -> None:
     """Register pairhook's built-in regularizers."""
-    register("pair_consistency", pair_consistency, loss_name="pair_loss", needs_pairs=True)
+    register("pair_consistency", pair_consistency, loss_name="pair_loss", needs_pairs=True, gate="tau_high")
     register("symmetric_kl", symmetric_kl, loss_name="skl_loss", needs_pairs=True)

@@ -1,21 +1,25 @@
 """The terms an installation adds: regularizers resolved from the user's spec, their options and weights, the training
-schedule they see, and the per-term counters of skipped (non-finite) batches.
+schedule they see, the per-term counters of skipped (non-finite) batches, and what each pair term did with the pairs.
 
 :class:`Terms` is all the criterion needs to know about an installation; it never sees the callbacks.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Callable, Optional, Union
 
 import torch
 
 from pairhook import log, plugins
 from pairhook.config import split_names
-from pairhook.context import PairContext
+from pairhook.context import PairActivity, PairContext
+
+#: Epochs a pair regularizer may act on no pair before pairhook warns.
+IDLE_EPOCHS = 3
 
 RegularizerSpec = Union[str, Sequence[str], Mapping[str, Mapping[str, Any]], None]
 
@@ -36,12 +40,25 @@ class ActiveRegularizer:
     source: str = "in-process"
     builtin: bool = False
     needs_pairs: bool = False
+    gate: Optional[str] = None
     _warned: set = field(default_factory=set, init=False, repr=False, compare=False)
 
     @property
     def label(self) -> str:
         """``regularizer 'name' (from source)``, for messages."""
         return f"regularizer {self.name!r} (from {self.source})"
+
+    @property
+    def columns(self) -> tuple[str, str]:
+        """The ``results.csv`` columns of its activity: fractions of the carried pairs it reached and acted on."""
+        base = self.loss_name.removesuffix("_loss")
+        return f"train/{base}_reached", f"train/{base}_acted"
+
+    def describe(self) -> str:
+        """``name(weight=1, tau_high=0.5, ...)``: the term as installed, every option shown with its value."""
+        options = {**{k: v for k, v in plugins.registry()[self.name].options.items()
+                      if v is not inspect.Parameter.empty}, **self.options}
+        return f"{self.name}(weight={self.weight:g}{''.join(f', {k}={v!r}' for k, v in options.items())})"
 
     def __call__(self, ctx: PairContext) -> torch.Tensor:
         """The term as it enters the loss, per image: ``weight * fn(ctx, **options)`` in fp32.
@@ -96,7 +113,7 @@ def parse_regularizers(spec: RegularizerSpec) -> list[ActiveRegularizer]:
             )
         _check_option_types(name, opts, accepted)
         active.append(ActiveRegularizer(name, reg.fn, reg.loss_name, float(weight), opts, reg.source, reg.builtin,
-                                        reg.needs_pairs))
+                                        reg.needs_pairs, reg.gate))
         if reg.builtin:
             _dry_run(active[-1])
     names = [r.loss_name for r in active]
@@ -137,10 +154,11 @@ def _dry_run(reg: ActiveRegularizer) -> None:
 
 
 class Terms:
-    """The active regularizers of one installation, the epoch they see, and their skip counters.
+    """The active regularizers of one installation, the epoch they see, and their per-epoch bookkeeping.
 
     Non-finite terms are counted on the device (no host sync) and read once per epoch by :meth:`report_skips`;
-    :attr:`skipped` keeps the totals per regularizer name.
+    :attr:`skipped` keeps the totals per regularizer name. Pair regularizers count what they did with the pairs of
+    the training batches (:class:`~pairhook.context.PairActivity`), read once per epoch by :meth:`activity_columns`.
     """
 
     def __init__(self, active: list[ActiveRegularizer]) -> None:
@@ -148,6 +166,8 @@ class Terms:
         self.epoch, self.epochs = 0, 1
         self._skips: dict[str, torch.Tensor] = {}  # loss name -> device-side count of skipped batches this epoch
         self.skipped: dict[str, int] = {}
+        self.activity = {r.loss_name: PairActivity() for r in active if r.needs_pairs}
+        self._idle: dict[str, int] = {}  # loss name -> consecutive epochs without acting (-1: warned)
 
     @property
     def loss_names(self) -> list[str]:
@@ -174,3 +194,37 @@ class Terms:
                 self.skipped[reg.name] = self.skipped.get(reg.name, 0) + n
                 log.warning(f"{reg.label} was NaN or infinite in {n} batch(es) this epoch; its term was skipped (0) "
                             "there")
+
+    def activity_columns(self) -> dict[str, float]:
+        """This epoch's activity columns of every pair regularizer (NaN where no pair was carried, or where the
+        regularizer does not count through ``pair_mean``); warns once when one has been idle for
+        :data:`IDLE_EPOCHS` epochs. Resets the counts."""
+        columns: dict[str, float] = {}
+        for reg in self.active:
+            if reg.loss_name not in self.activity:
+                continue
+            carried, reached, acted, reported = self.activity[reg.loss_name].read()
+            known = carried > 0 and reported
+            columns.update(zip(reg.columns, (reached / carried, acted / carried) if known else (math.nan, math.nan)))
+            if known:
+                self._note_idle(reg, reached / carried, acted)
+        return columns
+
+    def _note_idle(self, reg: ActiveRegularizer, reached: float, acted: int) -> None:
+        idle = self._idle.get(reg.loss_name, 0)
+        if idle < 0:
+            return
+        idle = idle + 1 if acted == 0 else 0
+        self._idle[reg.loss_name] = idle
+        if idle < IDLE_EPOCHS:
+            return
+        self._idle[reg.loss_name] = -1
+        if reached == 0:
+            why = "no pair reached it: no member of any pair had an anchor assigned to it"
+        elif reg.gate:
+            value = reg.options.get(reg.gate, plugins.registry()[reg.name].options.get(reg.gate))
+            why = (f"{reached:.0%} of the pairs reached it, but its option {reg.gate}={value!r} gates it (e.g. no "
+                   f"teacher that confident yet): lower {reg.gate}, or expect it to start later in training")
+        else:
+            why = f"{reached:.0%} of the pairs reached it, but its value was 0 on every one"
+        log.warning(f"{reg.label} has acted on no pair for {IDLE_EPOCHS} epochs ({reg.loss_name} is 0): {why}")

@@ -46,8 +46,12 @@ class PairValidation:
     def stats(self) -> dict[str, float]:
         self.last = self.metrics.compute()
         self.metrics.reset()
-        log.info(f"pairs: {format_metrics(self.last)}")
         return self.last
+
+    def printed(self) -> None:
+        """Log the result under the validator's own table."""
+        if self.last is not None:
+            log.info(f"pairs: {format_metrics(self.last)}")
 
 
 def attach(validator: Any, iou: float = IOU, conf: float = CONF) -> PairValidation:
@@ -57,7 +61,7 @@ def attach(validator: Any, iou: float = IOU, conf: float = CONF) -> PairValidati
         existing.metrics.reset()
         return existing
     collector = PairValidation(iou, conf)
-    compat.hook_validator(validator, collector.update, collector.stats)
+    compat.hook_validator(validator, collector.update, collector.stats, collector.printed)
     setattr(validator, ATTR, collector)
     return collector
 
@@ -84,8 +88,10 @@ def on_val_start(validator: Any) -> None:
 
 
 def on_fit_epoch_end(trainer: Any) -> None:
+    """Plot ``pairs.png`` when the run makes plots (``plots=True``) and measures pairs."""
     csv_path = Path(trainer.save_dir) / "results.csv"
-    if KEYS[0] in (getattr(trainer, "metrics", None) or {}) and csv_path.exists():
+    plots = getattr(trainer.args, "plots", True)
+    if plots and KEYS[0] in (getattr(trainer, "metrics", None) or {}) and csv_path.exists():
         try:
             plot_pairs(csv_path)
         except Exception as e:  # noqa: BLE001 - a plot must never stop training
@@ -107,17 +113,28 @@ callbacks = {
 # Plot ------------------------------------------------------------------------------------------------------------
 def plot_pairs(csv_path: str | Path, out: str | Path | None = None) -> Path:
     """Plot the ``pairs/*`` columns of ``results.csv`` per epoch to ``pairs.png`` beside it."""
+    out = Path(out) if out is not None else Path(csv_path).parent / PLOT
+    pairs_figure(csv_path).savefig(out, dpi=120)
+    return out
+
+
+def pairs_figure(csv_path: str | Path) -> Any:
+    """The ``pairs.png`` figure: one panel per metric; a panel without any value yet says so."""
     from matplotlib.figure import Figure
 
     cols = columns(read_results(csv_path), ("epoch", *KEYS))
-    out = Path(out) if out is not None else Path(csv_path).parent / PLOT
     fig = Figure(figsize=(12, 3.5), tight_layout=True)
     for i, key in enumerate(KEYS[:3]):
         ax = fig.add_subplot(1, 3, i + 1)
-        ax.plot(cols.get("epoch", []), cols.get(key, []), marker=".", linewidth=2, markersize=8)
+        epochs, values = cols.get("epoch", []), cols.get(key, [])
         ax.set_title(key, fontsize=12)
         ax.set_xlabel("epoch")
+        if not any(math.isfinite(v) for v in values):  # NaN: nothing to measure yet (no pair both detected, ...)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes, color="0.4")
+            continue
+        ax.plot(epochs, values, marker=".", linewidth=2, markersize=8)
         if key != "pairs/conf_gap":
             ax.set_ylim(-0.02, 1.02)
-    fig.savefig(out, dpi=120)
-    return out
+    return fig

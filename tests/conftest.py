@@ -5,12 +5,21 @@ tried one fails, so "the tests never touch the network" is checked on every run 
 """
 
 import ipaddress
+import logging
+import re
 import socket
 import tempfile
 
 from pairhook.offline import setup_offline
 
 setup_offline(tempfile.mkdtemp(prefix="pairhook-test-yolo-"))
+
+# Ultralytics' own Ray Tune callback (on whenever Ray is importable) calls Ray functions that Ray 2.x removed on
+# releases before 8.4, failing every training there; pairhook's tuning reports to Ray itself. Off in this throwaway
+# settings file, which the test session's subprocesses share through YOLO_CONFIG_DIR.
+from ultralytics.utils import SETTINGS  # noqa: E402
+
+SETTINGS.update({"raytune": False})
 
 _connect = socket.socket.connect
 NETWORK_ATTEMPTS: list = []
@@ -37,6 +46,29 @@ from pairhook.synthetic import make_dataset  # noqa: E402
 # The fixtures pairhook ships for plugin authors. Its `pytest11` entry point has the same name, so with pairhook
 # installed this is a no-op; from a checkout whose installed metadata predates the entry point, it loads them.
 pytest_plugins = ["pairhook.pytest_plugin"]
+
+
+class Records(logging.Handler):
+    """Collects Ultralytics' log records (its logger does not propagate to the root, so caplog misses them)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append((record.levelno, record.getMessage()))
+
+    def matching(self, pattern: str, level: int = logging.INFO) -> list[str]:
+        return [m for lvl, m in self.messages if lvl >= level and re.search(pattern, m)]
+
+
+@pytest.fixture
+def records():
+    handler = Records()
+    logger = logging.getLogger("ultralytics")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")

@@ -89,7 +89,7 @@ ALLOWED = {
     "ultralytics.utils.ops": ("pairhook.pairs.matching",),
     "ultralytics.utils.metrics": ("pairhook.pairs.matching",),
     "ultralytics.utils.plotting": ("pairhook.inspection",),
-    "ultralytics.data.utils": ("pairhook.pairs.discover",),
+    "ultralytics.data.utils": ("pairhook.pairs.discover", "pairhook.pairs.file"),
     "ultralytics.cfg": ("pairhook.cli",),
 }
 

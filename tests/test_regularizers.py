@@ -270,7 +270,7 @@ def test_plugin_registers_both_regularizers():
     calls = []
     pm.hook.pairhook_register_regularizers(
         register=lambda name, fn, loss_name=None, **flags: calls.append((name, fn, loss_name, flags)))
-    assert calls == [("pair_consistency", pair_consistency, "pair_loss", {"needs_pairs": True}),
+    assert calls == [("pair_consistency", pair_consistency, "pair_loss", {"needs_pairs": True, "gate": "tau_high"}),
                      ("symmetric_kl", symmetric_kl, "skl_loss", {"needs_pairs": True})]
 
 

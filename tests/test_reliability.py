@@ -34,29 +34,6 @@ TRAIN = {"imgsz": 64, "batch": 8, "workers": 0, "plots": False, "verbose": False
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 
-class Records(logging.Handler):
-    """Collects Ultralytics' log records (its logger does not propagate to the root, so caplog misses them)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[tuple[int, str]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append((record.levelno, record.getMessage()))
-
-    def matching(self, pattern: str, level: int = logging.INFO) -> list[str]:
-        return [m for lvl, m in self.messages if lvl >= level and re.search(pattern, m)]
-
-
-@pytest.fixture
-def records():
-    handler = Records()
-    logger = logging.getLogger("ultralytics")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
-
-
 def read_csv(run: Path) -> list[dict[str, float]]:
     with open(run / "results.csv") as f:
         return [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(f)]
@@ -199,7 +176,8 @@ def test_out_of_range_class_stops_the_run_before_the_first_epoch(dataset, tmp_pa
     path.write_text(json.dumps(pairs))
     model = YOLO("yolov8n.yaml")
     pairhook.install(model, pairs=path)  # the file is well-formed; the class count comes with the dataset
-    with pytest.raises(PairsError, match=rf"pairs.json: '{stem}' pair 0: class 7 but the dataset has 3 classes"):
+    message = rf"pairs.json: '{stem}' pair 0: class 7 but the data YAML has 3 classes, 0 to 2 \(0: scratch, 1: dent"
+    with pytest.raises(PairsError, match=message):
         model.train(data=str(dataset.data_yaml), project=str(tmp_path), name="run", epochs=1, **TRAIN)
     assert not (tmp_path / "run" / "results.csv").exists() and not (tmp_path / "run" / "weights" / "last.pt").exists()
 
@@ -531,7 +509,8 @@ def test_non_finite_batches_are_skipped_and_reported_once_per_epoch(dataset, tmp
     warnings = records.matching(r"'nan_every_other' \(from in-process\) was NaN or infinite in 1 batch\(es\) this "
                                 r"epoch", logging.WARNING)
     assert len(warnings) == 2, records.messages
-    assert records.matching(r"1 image\(s\) listed in pairs.json are in neither train nor val")
+    assert records.matching(r"1 key\(s\) of pairs.json name no image of the dataset's splits, e.g. "
+                            r"'not_in_the_dataset': no image has that name or path", logging.WARNING)
     for row in read_csv(tmp_path / "run"):
         assert row["train/nan_every_other_loss"] == pytest.approx(0.05)  # mean of 0 (skipped) and 0.1
         assert all(np.isfinite(v) for k, v in row.items() if not k.startswith("pairs/"))  # NaN there: no detections
@@ -556,8 +535,9 @@ def test_a_run_with_pairhook_writes_every_file_a_plain_run_writes(dataset, tmp_p
     assert {"weights/last.pt", "weights/best.pt", "results.csv", "results.png", "args.yaml"} <= plain
     assert paired - plain == {"pairs.png"} and plain <= paired  # pairhook's own plot, nothing of Ultralytics' lost
     plain_cols, paired_cols = list(read_csv(tmp_path / "plain")[0]), list(read_csv(tmp_path / "paired")[0])
-    assert set(paired_cols) - set(plain_cols) == {"train/pair_loss", "val/pair_loss", "pairs/both_detected",
-                                                  "pairs/class_agree", "pairs/conf_gap", "pairs/n"}
+    assert set(paired_cols) - set(plain_cols) == {"train/pair_loss", "val/pair_loss", "train/pair_reached",
+                                                  "train/pair_acted", "pairs/both_detected", "pairs/class_agree",
+                                                  "pairs/conf_gap", "pairs/n"}
     assert set(plain_cols) <= set(paired_cols)
 
 

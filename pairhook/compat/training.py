@@ -24,21 +24,49 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def check_task(model: nn.Module) -> None:
-    """Refuse models whose loss does not use the task-aligned assigner (classification, RT-DETR, ...)."""
+    """Refuse every model whose loss does not use the task-aligned assigner (classification, semantic segmentation,
+    depth, RT-DETR, ...), and one whose loss cannot be built to tell."""
     from ultralytics.nn.modules import RTDETRDecoder
+    from ultralytics.utils.tal import TaskAlignedAssigner  # the rotated, segment and pose assigners subclass it
 
+    name = type(model).__name__
     if isinstance(getattr(model, "model", [None])[-1], RTDETRDecoder):
         loss = "an RT-DETR matching loss"
     else:
         try:
-            crit = model.init_criterion()
-        except (AttributeError, TypeError, KeyError):
-            return  # cannot build it outside a trainer on this release; the callbacks will find out
-        if any(True for _ in assigner_slots(crit)):
+            crit = _build_criterion(model)
+        except NotImplementedError:
+            crit = None
+        except Exception as e:  # noqa: BLE001 - refuse now rather than fail inside training
+            raise ValueError(f"pairhook could not build the loss of {name} to check that it uses the task-aligned "
+                             f"assigner: {type(e).__name__}: {e}") from e
+        if crit is not None and any(isinstance(o.assigner, TaskAlignedAssigner) for _, o in assigner_slots(crit)):
             return
-        loss = type(crit).__name__
-    raise ValueError(f"pairhook needs a loss built on the task-aligned assigner; {type(model).__name__} uses {loss}, "
-                     "which has none (classification and RT-DETR are not supported)")
+        loss = type(crit).__name__ if crit is not None else "no loss"
+    raise ValueError(f"pairhook needs a loss built on the task-aligned assigner; {name} uses {loss}, which has none "
+                     "(classification, semantic segmentation, depth and RT-DETR models are not supported)")
+
+
+def _build_criterion(model: nn.Module) -> Any:
+    """``model.init_criterion()`` with a trainer's hyperparameters: outside a trainer ``model.args`` is a plain dict,
+    and several losses read attributes of it (``overlap_mask``, ``dlog``, ...). ``model.args`` is restored."""
+    from ultralytics.cfg import get_cfg
+
+    missing = object()
+    saved = model.__dict__.get("args", missing)
+    try:
+        args = getattr(model, "args", None)
+        if args is None or isinstance(args, dict):
+            try:
+                model.args = get_cfg(overrides=dict(args or {}))
+            except Exception:  # noqa: BLE001 - a checkpoint's unknown keys: the defaults build the loss too
+                model.args = get_cfg()
+        return model.init_criterion()
+    finally:
+        if saved is missing:
+            model.__dict__.pop("args", None)
+        else:
+            model.args = saved
 
 
 def criterion_of(model: nn.Module, create: bool = True) -> Any:
@@ -173,3 +201,33 @@ def refresh_loader(loader: Any, collate_fn: Any) -> None:
     loader.collate_fn = collate_fn
     if getattr(loader, "iterator", None) is not None and hasattr(loader, "reset"):
         loader.reset()  # releases before 8.4.158 start workers when the loader is built
+
+
+class _ValidateWithColumns:
+    """Stands in for a trainer's ``validate``: the metrics it returns get this epoch's extra columns."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.columns = inner, {}
+
+    def __call__(self) -> Any:
+        metrics, fitness = self.inner()
+        return ({**metrics, **self.columns} if isinstance(metrics, dict) else metrics), fitness
+
+
+def add_epoch_columns(trainer: Any, columns: dict[str, float]) -> None:
+    """Put ``columns`` in this epoch's ``results.csv`` row, and so in every logger Ultralytics feeds.
+
+    Call at ``on_train_epoch_end``: Ultralytics then validates (a new metrics dict) or, when validation is skipped,
+    keeps the last one, and saves ``trainer.metrics`` (every release 8.1 to 8.4). Both get the columns.
+    """
+    validate = trainer.__dict__.get("validate")
+    if not isinstance(validate, _ValidateWithColumns):
+        validate = trainer.validate = _ValidateWithColumns(trainer.validate)
+    validate.columns = dict(columns)
+    if isinstance(getattr(trainer, "metrics", None), dict):
+        trainer.metrics.update(columns)
+
+
+def remove_epoch_columns(trainer: Any) -> None:
+    if isinstance(trainer.__dict__.get("validate"), _ValidateWithColumns):
+        del trainer.validate

@@ -52,13 +52,21 @@ def val_targets(batch: dict[str, Any], si: int) -> tuple[torch.Tensor, torch.Ten
     return xyxy, batch["cls"][idx].view(-1), rotated
 
 
-def hook_validator(validator: Any, on_update: Any, on_stats: Any) -> None:
-    """Have ``validator`` call ``on_update(preds, batch)`` after NMS and merge ``on_stats()`` into its stats dict.
+def hook_validator(validator: Any, on_update: Any, on_stats: Any, on_printed: Any = None) -> None:
+    """Have ``validator`` call ``on_update(preds, batch)`` after NMS, merge ``on_stats()`` into its stats dict and
+    call ``on_printed()`` once it has printed its results table (so a line logged there comes after the table).
 
-    Sets instance attributes over ``update_metrics`` and ``get_stats`` (the class is untouched); ``unhook_validator``
-    removes them.
+    Sets instance attributes over ``update_metrics``, ``get_stats`` and ``print_results`` (the class is untouched);
+    ``unhook_validator`` removes them.
     """
-    update, stats = validator.update_metrics, validator.get_stats
+    update, stats, print_results = validator.update_metrics, validator.get_stats, validator.print_results
+
+    def printed() -> None:
+        print_results()
+        if on_printed is not None:
+            on_printed()
+
+    validator.print_results = printed
 
     def update_metrics(preds: Any, batch: dict[str, Any]) -> None:
         on_update(preds, batch)
@@ -71,7 +79,7 @@ def hook_validator(validator: Any, on_update: Any, on_stats: Any) -> None:
 
 
 def unhook_validator(validator: Any) -> None:
-    for name in ("update_metrics", "get_stats"):
+    for name in ("update_metrics", "get_stats", "print_results"):
         validator.__dict__.pop(name, None)
 
 

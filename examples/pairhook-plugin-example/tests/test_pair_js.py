@@ -84,7 +84,7 @@ def test_bad_options_raise(pair_context_factory, opts):
 
 def test_registered_through_the_entry_point():
     reg = pairhook.registry()["pair_js"]
-    assert reg.fn is pair_js and reg.loss_name == "js_loss"
+    assert reg.fn is pair_js and reg.loss_name == "js_loss" and reg.needs_pairs
     assert reg.source.startswith("entry point pair_js (pairhook-plugin-example ")  # found, not imported by us
     assert reg.options == {"anchor": "best", "T": 1.0}
 
@@ -95,3 +95,4 @@ def test_trains_and_logs_js_loss(tiny_training):
     for column in ("train/js_loss", "val/js_loss", "train/pair_loss"):
         assert math.isfinite(rows[0][column]) and rows[0][column] >= 0
     assert rows[0]["train/js_loss"] > 0  # some pair was active and its members disagreed
+    assert 0 < rows[0]["train/js_acted"] <= rows[0]["train/js_reached"] <= 1  # counted through ctx.pair_mean

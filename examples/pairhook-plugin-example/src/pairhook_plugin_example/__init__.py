@@ -48,11 +48,10 @@ def pair_js(ctx: pairhook.PairContext, *, anchor: str = "best", T: float = 1.0) 
     za, zb = za / T, zb / T
     js = _entropy_of_mixture(za, zb) - (_entropy_from_logits(za) + _entropy_from_logits(zb)) / 2
     values = js.clamp_min(0).sum(-1)  # rounding can leave -1e-8 where p == q
-    active = has_a & has_b
-    return torch.where(active, values, torch.zeros_like(values)).sum() / active.sum().clamp_min(1)
+    return ctx.pair_mean(values, has_a & has_b)  # also counts the pairs it acted on (train/js_acted)
 
 
 @pairhook.hookimpl
 def pairhook_register_regularizers(register):
-    """Called by pairhook when it builds its registry: offer ``pair_js``, logged as ``js_loss``."""
-    register("pair_js", pair_js, loss_name="js_loss")
+    """Called by pairhook when it builds its registry: offer ``pair_js``, logged as ``js_loss``; it acts on pairs."""
+    register("pair_js", pair_js, loss_name="js_loss", needs_pairs=True)
