@@ -55,10 +55,10 @@ class ConstantTerm:
 
 
 @pytest.fixture
-def const_plugin():
+def const_plugin(pairhook_register):
     plugin = ConstantTerm()
-    with pairhook.registered(plugin):
-        yield plugin
+    pairhook_register(plugin)
+    return plugin
 
 
 def test_term_in_results_csv_and_progress_names(dataset, tmp_path, const_plugin):

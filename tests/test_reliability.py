@@ -147,10 +147,10 @@ class Misbehaving:
 
 
 @pytest.fixture
-def bad():
+def bad(pairhook_register):
     plugin = Misbehaving()
-    with pairhook.registered(plugin, name="misbehaving"):
-        yield plugin
+    pairhook_register(plugin, name="misbehaving")
+    return plugin
 
 
 # --- bad pair files -----------------------------------------------------------------------------------------------
