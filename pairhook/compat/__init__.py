@@ -6,6 +6,18 @@ releases outside the supported range. One module per area; every name is re-expo
 writes ``compat.<name>`` and never imports Ultralytics' internals itself.
 """
 
+from pairhook.compat.cli import (
+                                    BARE_FLAGS,
+                                    cfg_defaults,
+                                    check_values,
+                                    merge_equals,
+                                    modes,
+                                    print_default_cfg,
+                                    read_cfg_file,
+                                    settings_command,
+                                    smart_value,
+                                    tasks,
+)
 from pairhook.compat.launch import (
                                     TrainerRoute,
                                     callbacks_reach_workers,
@@ -20,6 +32,7 @@ from pairhook.compat.release import (
                                     SUPPORTED,
                                     check_supported,
                                     font_dirs,
+                                    local_fonts,
                                     ultralytics_version,
 )
 from pairhook.compat.training import (
@@ -50,6 +63,8 @@ from pairhook.compat.validation import (
 )
 
 __all__ = [
+    "BARE_FLAGS", "cfg_defaults", "check_values", "local_fonts", "merge_equals", "modes", "print_default_cfg",
+    "read_cfg_file", "settings_command", "smart_value", "tasks",
     "MAX_MAJOR_MINOR", "MIN_VERSION", "OFFLINE_VALUE", "SUPPORTED", "TrainerRoute", "add_loss_names",
     "add_metric_keys", "add_terms", "align_loss_names", "assigner_slots", "callbacks_reach_workers", "check_supported",
     "check_task", "class_logits", "criterion_of", "default_validator", "detections", "ema_model", "font_dirs",
