@@ -66,8 +66,8 @@ def setup_offline(config_dir: str | Path | None = None) -> Path:
     cfg = Path(config_dir or os.environ.get("YOLO_CONFIG_DIR") or tempfile.mkdtemp(prefix="pairhook-yolo-"))
     offline_switches()
     os.environ["YOLO_CONFIG_DIR"] = str(cfg)
+    cfg.mkdir(parents=True, exist_ok=True)  # else 8.3+ would use a folder of its own
     if prepare:
-        cfg.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("MPLCONFIGDIR", str(cfg / "matplotlib"))
         import matplotlib
 

@@ -31,7 +31,8 @@ def fresh(args: list[str], cwd: Path, **extra: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in (*CLEARED, "PYTHONPATH", "VIRTUAL_ENV")}
     env.update(PATH=os.pathsep.join([bin_dir, env.get("PATH", "")]), HOME=str(cwd.parent / "home"),
                PAIRHOOK_OFFLINE="1", **extra)
-    (cwd.parent / "home" / ".config").mkdir(parents=True, exist_ok=True)
+    for folder in (cwd.parent / "home" / ".config", Path(extra.get("YOLO_CONFIG_DIR", cwd))):
+        folder.mkdir(parents=True, exist_ok=True)  # a user's folders exist (else Ultralytics falls back to /tmp)
     out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-3000:]
     return out.stdout + out.stderr

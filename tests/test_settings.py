@@ -28,7 +28,8 @@ CLEARED = ("YOLO_CONFIG_DIR", "YOLO_OFFLINE", "YOLO_AUTOINSTALL", "ULTRALYTICS_S
 def user_env(home: Path, **extra: str) -> dict[str, str]:
     """A user's environment: their own HOME, pairhook from this checkout, offline because they ask for it."""
     env = {k: v for k, v in os.environ.items() if k not in CLEARED}
-    (home / ".config").mkdir(parents=True, exist_ok=True)  # 8.1 falls back to /tmp without it
+    for folder in (home / ".config", Path(extra.get("YOLO_CONFIG_DIR", home))):  # Ultralytics falls back to /tmp
+        folder.mkdir(parents=True, exist_ok=True)                               # when the user's folder is missing
     return {**env, "HOME": str(home), "PAIRHOOK_OFFLINE": "1",
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **extra}
 
@@ -43,8 +44,12 @@ def pairhook_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "pairhook.cli", *args]
 
 
+#: what Ultralytics itself keeps in its config folder besides the settings (8.3: a device-info cache), as under `yolo`
+ULTRALYTICS_OWN = ("persistent_cache.json",)
+
+
 def files(root: Path) -> dict[Path, bytes]:
-    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name not in ULTRALYTICS_OWN}
 
 
 def settings_files(root: Path) -> list[Path]:
@@ -143,7 +148,7 @@ def test_settings_are_shown_as_yolo_shows_them(user):
 def test_setup_offline_leaves_an_existing_config_dir_alone(tmp_path):
     """Examples and benchmarks call setup_offline() with no argument: a user's YOLO_CONFIG_DIR is used as it is."""
     cfg = tmp_path / "cfg"
-    env = user_env(tmp_path / "home", YOLO_CONFIG_DIR=str(cfg))
+    env = user_env(tmp_path / "home", YOLO_CONFIG_DIR=str(cfg))  # an existing, empty folder
     code = ("from pairhook.offline import setup_offline; print('DIR', setup_offline()); "
             "from ultralytics.utils import SETTINGS, ONLINE; print('ONLINE', ONLINE, 'SYNC', SETTINGS['sync'])")
     first = run([sys.executable, "-c", code], tmp_path, env)  # Ultralytics creates its settings file
