@@ -12,6 +12,13 @@ from pairhook.offline import setup_offline
 
 setup_offline(tempfile.mkdtemp(prefix="pairhook-test-yolo-"))
 
+from ultralytics.utils import SETTINGS  # noqa: E402 - the session's own settings file, in that temporary folder
+
+# Ultralytics' logger integrations run for whatever happens to be installed (with ray 2.60, 8.1 and 8.2's Ray Tune
+# callback fails every training); the tests check what pairhook adds to results.csv, not the loggers.
+SETTINGS.update({k: False for k in ("clearml", "comet", "dvc", "hub", "mlflow", "neptune", "raytune", "tensorboard",
+                                    "wandb") if k in SETTINGS})
+
 _connect = socket.socket.connect
 NETWORK_ATTEMPTS: list = []
 
