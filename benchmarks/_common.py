@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
+import sys
 import time
 from typing import Callable
 
+from pairhook.machine import machine  # noqa: F401  (re-exported for the scripts)
 from pairhook.offline import setup_offline
 from pairhook.tables import format_table
 
-setup_offline()  # before anything imports ultralytics
+if "ultralytics" not in sys.modules:  # too late once it is imported (the test suite's conftest prepares it itself)
+    setup_offline()
 
 import torch  # noqa: E402
-
-
-def machine() -> str:
-    """CPU model, cores, load and library versions: what a timing table has to name."""
-    import ultralytics
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    gpu = f"; GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return (f"{cpu}{gpu}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), load avg {load}; "
-            f"Python {platform.python_version()}, torch {torch.__version__}, ultralytics {ultralytics.__version__}")
 
 
 def interleaved(variants: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, list[float]]:

@@ -1,88 +1,32 @@
-"""The ``pairhook`` command: Ultralytics-style ``key=value`` arguments, e.g. ``pairhook demo epochs=3``.
+"""The ``pairhook`` command: ``pairhook <command> key=value ...``, read the way ``yolo`` reads its arguments.
 
-Values are read with ``yaml.safe_load`` (``3`` -> 3, ``true`` -> True, ``null`` -> None) and checked against the
-key's type. Ultralytics runs offline (see :mod:`pairhook.offline`) unless ``PAIRHOOK_ONLINE=1``.
+``train`` and ``evaluate`` take pairhook's keys and every key of ``yolo train`` / ``yolo val``, ``cfg=`` files and
+an optional task word (see :mod:`pairhook.arguments`); ``demo``, ``inspect``, ``discover`` and ``plugins`` take
+their own keys; ``version``, ``settings`` (Ultralytics' settings, as ``yolo settings``), ``cfg`` and ``help`` are
+words. Ultralytics is used as ``yolo`` uses it: the same settings file and ``runs_dir``, online or offline as it
+decides, unless ``PAIRHOOK_OFFLINE=1`` or ``YOLO_OFFLINE`` asks for offline (see :mod:`pairhook.offline`;
+``pairhook demo`` defaults to offline, ``PAIRHOOK_OFFLINE=0`` turns that off).
 Exit codes: 0 success, 1 the command failed (bad data, pair file, ...; ``PAIRHOOK_DEBUG=1`` shows the traceback),
 2 bad command line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
-import yaml
+from pairhook.arguments import REQUIRED, UsageError, keys_of
+from pairhook.command import Command, key_docs
+from pairhook.config import UNSET
 
-from pairhook.config import DEFAULTS, UNSET
+__all__ = ["COMMANDS", "REQUIRED", "Command", "UsageError", "main", "usage"]
 
-REQUIRED = object()  # default of a key that must be given
-
-
-@dataclass(frozen=True)
-class Command:
-    """A subcommand: its function, its keys with defaults and types, and one line of help."""
-
-    run: Callable[..., int]
-    keys: dict[str, tuple[type, Any]]  # key -> (type, default or REQUIRED)
-    help: str
-    passthrough: str = ""  # names what takes every other key=value, e.g. "yolo train" (Ultralytics' parsing)
-
-    def usage(self, name: str) -> str:
-        keys = " ".join(f"{k}=<{t.__name__}>" if d is REQUIRED else f"[{k}={DEFAULTS.get(k) if d is UNSET else d}]"
-                        for k, (t, d) in self.keys.items())
-        more = f" [any {self.passthrough} key=value ...]" if self.passthrough else ""
-        return f"usage: pairhook {name} {keys}{more}"
-
-
-class UsageError(ValueError):
-    """A bad command line (exit code 2)."""
-
-
-def _value(text: str) -> Any:
-    if text.strip().lstrip("+-").isdigit():
-        return int(text)  # decimal: YAML 1.1 would read "010" as octal 8
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def parse_args(args: Sequence[str], keys: dict[str, tuple[type, Any]]) -> dict[str, Any]:
-    """``["epochs=3", "out=x"]`` -> ``{"epochs": 3, "out": "x", <other keys: defaults>}``; raises UsageError."""
-    out = {k: d for k, (_, d) in keys.items()}
-    for arg in args:
-        key, sep, text = arg.partition("=")
-        key = key.strip().lstrip("-")
-        if not sep or not key:
-            raise UsageError(f"expected key=value, got {arg!r}")
-        if key not in keys:
-            raise UsageError(f"unknown key {key!r}; valid keys: {', '.join(keys)}")
-        typ, default = keys[key]
-        value = _value(text)
-        if value is None:
-            if default is not None and default is not UNSET:
-                raise UsageError(f"{key} needs a value, got {arg!r}")
-        elif typ is bool and not isinstance(value, bool):
-            raise UsageError(f"{key} must be true or false, got {text!r}")
-        elif typ is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise UsageError(f"{key} must be an integer, got {text!r}")
-        elif typ is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise UsageError(f"{key} must be a number, got {text!r}")
-            value = float(value)
-        elif typ is str:
-            if isinstance(value, (dict, list)):
-                raise UsageError(f"{key} must be a string, got {text!r}")
-            value = text.strip()  # keep what was typed: "out=007" stays "007", "model=1.0" stays "1.0"
-        out[key] = value
-    missing = [k for k, v in out.items() if v is REQUIRED]
-    if missing:
-        raise UsageError(f"missing {', '.join(f'{k}=...' for k in missing)}")
-    return out
+WORDS = ("help", "version", "settings", "cfg")  # commands without keys, as `yolo help|version|settings|cfg`
 
 
 def cmd_demo(**kw: Any) -> int:
@@ -125,10 +69,11 @@ def cmd_plugins() -> int:
 
 def cmd_evaluate(**kw: Any) -> int:
     from pairhook.demo import format_table
-    from pairhook.evaluate import evaluate
+    from pairhook.evaluate import evaluation
 
-    result = evaluate(**kw)
-    print(format_table({str(kw["model"]): result}))
+    result = evaluation(**kw)
+    print(format_table({str(kw["model"]): result.metrics}))
+    print(f"pairhook evaluate: results in {result.save_dir.resolve()}")
     return 0
 
 
@@ -140,71 +85,32 @@ def cmd_discover(**kw: Any) -> int:
     return 0
 
 
-def cmd_train(model: str, data: str, pairs: str | None = None, regularizers: str | None = UNSET,
-              config: str | None = None, strict_pairs: bool | None = None, **train_kwargs: Any) -> int:
-    """``yolo train`` with pairhook installed; ``regularizers``: a name or comma-separated names (null: none)."""
+def cmd_train(model: str, data: Optional[str] = None, pairs: Optional[str] = None,
+              regularizers: Union[str, list, dict, None] = UNSET, config: Optional[str] = None,
+              strict_pairs: Optional[bool] = None, **train_kwargs: Any) -> int:
+    """``yolo train`` with pairhook installed.
+
+    Args:
+        model: the model to train: a model YAML (from scratch, e.g. yolov8n.yaml) or weights (yolov8n.pt, last.pt).
+        data: the data YAML (only resume=True goes without).
+        pairs: the pair file; None uses the data YAML's pairs: key.
+        regularizers: a name, comma-separated names, a list, or a mapping {name: {weight: w, option: value}};
+            null for none (the pair metrics are still logged). Unset: the config's, else pair_consistency.
+        config: a pairhook config YAML with keys regularizers, pairs, match_iou, strict_pairs (the keys above win).
+        strict_pairs: true: stop before training where pairs would be lost (a split with no pair matched, more
+            than 10% skipped, a key that is a file name shared by different images); unset: the config's, else false.
+    """
     from ultralytics import YOLO
 
     from pairhook.installation import install
 
-    yolo = YOLO(model)
+    if data is None and not train_kwargs.get("resume"):
+        raise UsageError("missing data=... (only resume=True goes without)")
+    yolo = YOLO(model, task=train_kwargs.pop("task", None))
     install(yolo, pairs=pairs, regularizers=regularizers, config=config, strict_pairs=strict_pairs)
-    yolo.train(data=data, **train_kwargs)
-    print(f"pairhook train: results in {yolo.trainer.save_dir}")
+    yolo.train(**({"data": data} if data is not None else {}), **train_kwargs)
+    print(f"pairhook train: results in {Path(yolo.trainer.save_dir).resolve()}")
     return 0
-
-
-def keys_of(fn: Callable[..., Any]) -> dict[str, tuple[type, Any]]:
-    """The command-line keys of a function: its named parameters, typed by their defaults (int, float, else str;
-    float also when the annotation names it, for ``x: float | None = None``)."""
-    import inspect
-
-    keys = {}
-    for name, p in inspect.signature(fn).parameters.items():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        default = REQUIRED if p.default is p.empty else p.default
-        is_int = isinstance(default, int) and not isinstance(default, bool)
-        is_float = isinstance(default, float) or "float" in str(p.annotation)
-        is_bool = isinstance(default, bool) or "bool" in str(p.annotation)
-        typ = bool if is_bool else float if is_float else int if is_int else str
-        keys[name] = (typ, str(default) if isinstance(default, Path) else default)
-    return keys
-
-
-def join_flags(args: Sequence[str]) -> list[str]:
-    """``["--data", "d.yaml", "epochs=3"]`` -> ``["data=d.yaml", "epochs=3"]`` (``--key value`` also accepted)."""
-    out, rest = [], iter(args)
-    for arg in rest:
-        if arg.startswith("--") and "=" not in arg:
-            value = next(rest, None)
-            if value is None or value.startswith("--"):
-                raise UsageError(f"{arg} needs a value")
-            arg = f"{arg[2:]}={value}"
-        out.append(arg)
-    return out
-
-
-def parse_passthrough(args: Sequence[str], keys: dict[str, tuple[type, Any]]) -> dict[str, Any]:
-    """pairhook's own ``keys`` as :func:`parse_args` reads them, every other key checked against and read like
-    Ultralytics' ``yolo`` command (``ultralytics.cfg.smart_value``; ``null`` is None too)."""
-    from difflib import get_close_matches
-
-    from ultralytics.cfg import smart_value
-    from ultralytics.utils import DEFAULT_CFG_DICT
-
-    own, other = [], {}
-    for arg in args:
-        key, sep, text = arg.partition("=")
-        key = key.strip().lstrip("-")
-        if key in keys or not sep:
-            own.append(arg)
-        elif key not in DEFAULT_CFG_DICT:
-            similar = get_close_matches(key, [*keys, *DEFAULT_CFG_DICT])
-            raise UsageError(f"unknown key {key!r}" + (f"; did you mean {', '.join(similar)}?" if similar else ""))
-        else:
-            other[key] = None if text.strip().lower() == "null" else smart_value(text.strip())
-    return {**parse_args(own, keys), **other}
 
 
 def _commands() -> dict[str, Command]:
@@ -213,20 +119,22 @@ def _commands() -> dict[str, Command]:
     from pairhook.inspection import inspect_batches
     from pairhook.pairs.discover import discover_to_file
 
+    def command(run: Callable[..., int], fn: Callable[..., Any], text: str, **kw: Any) -> Command:
+        return Command(run, keys_of(fn), text, key_docs(fn), **kw)
+
     return {
-        "demo": Command(cmd_demo, keys_of(run_demo),
-                        "train a YOLO on generated paired defects without and with a pair regularizer, compare them"),
-        "inspect": Command(cmd_inspect, keys_of(inspect_batches),
-                           "draw augmented training batches with GT boxes, pairs and each member's anchors to PNG"),
-        "plugins": Command(cmd_plugins, {}, "list registered regularizers: loss item, source, options with defaults"),
-        "train": Command(cmd_train, keys_of(cmd_train),
-                         "yolo train with pairhook installed: pairs, regularizers (comma-separated), config",
-                         passthrough="yolo train"),
-        "evaluate": Command(cmd_evaluate, keys_of(evaluate),
-                            "validate a trained model: mAP and pair metrics (both detected, class agree, conf gap)",
-                            passthrough="yolo val"),
-        "discover": Command(cmd_discover, keys_of(discover_to_file),
-                            "propose a pair file from the labels alone (same class/size/column, one vertical shift)"),
+        "demo": command(cmd_demo, run_demo, "train a YOLO on generated paired defects without and with pair "
+                        "regularizers, compare them", aliases={"regularizer": "regularizers"}, offline=True),
+        "inspect": command(cmd_inspect, inspect_batches, "draw augmented training batches with GT boxes, pairs and "
+                           "each member's anchors to PNG"),
+        "plugins": command(cmd_plugins, cmd_plugins, "list registered regularizers: loss item, source, options"),
+        "train": command(cmd_train, cmd_train, "yolo train with pairhook installed: pairs, regularizers, config",
+                         mode="train", examples="epochs=, imgsz=, batch=, device=, project=, name=, resume=, ..."),
+        "evaluate": command(cmd_evaluate, evaluate, "validate a trained model: mAP and pair metrics (both "
+                            "detected, class agree, conf gap)", mode="val",
+                            examples="imgsz=, batch=, split=, conf=, device=, project=, name=, ..."),
+        "discover": command(cmd_discover, discover_to_file, "propose a pair file from the labels alone (same "
+                            "class/size/column, one vertical shift)"),
     }
 
 
@@ -236,49 +144,87 @@ COMMANDS: dict[str, Command] = _commands()
 def usage() -> str:
     lines = ["usage: pairhook <command> [key=value ...]", "", "commands:"]
     for name, cmd in COMMANDS.items():
-        lines += [f"  {name:<8} {cmd.help}", f"           {cmd.usage(name)[len('usage: '):]}"]
-    lines += ["  help     show this message (also: pairhook <command> help)", "",
+        lines += [f"  {name:<9} {cmd.help}"]
+    lines += ["  settings  Ultralytics' settings, as 'yolo settings' shows and changes them ([reset | key=value])",
+              "  cfg       Ultralytics' default arguments, as 'yolo cfg'",
+              "  version   pairhook's and Ultralytics' versions (also --version)",
+              "  help      this message; 'pairhook <command> help' lists a command's keys", "",
               "examples:", "  pairhook demo epochs=3", "  pairhook inspect data=data.yaml pairs=pairs.json batches=1",
               "  pairhook discover data=data.yaml out=pairs.json",
               "  pairhook train model=yolov8n.yaml data=data.yaml pairs=pairs.json epochs=50 imgsz=640",
-              "  pairhook evaluate model=runs/detect/train/weights/best.pt data=data.yaml pairs=pairs.json",
-              "", "Ultralytics runs offline unless PAIRHOOK_ONLINE=1; PAIRHOOK_DEBUG=1 shows tracebacks."]
+              "  pairhook detect train cfg=run.yaml epochs=3",
+              "  pairhook evaluate model=runs/detect/train/weights/best.pt data=data.yaml pairs=pairs.json", "",
+              "Ultralytics runs as 'yolo' runs it (your settings, online or not as it decides); PAIRHOOK_OFFLINE=1",
+              "keeps it offline. PAIRHOOK_DEBUG=1 shows tracebacks."]
     return "\n".join(lines)
 
 
-def _offline() -> None:
-    """Ultralytics' offline switches, before it is imported (an embedding process that imported it decides)."""
-    if os.environ.get("PAIRHOOK_ONLINE", "").strip().lower() in ("1", "true", "yes") or "ultralytics" in sys.modules:
-        return
-    from pairhook.offline import setup_offline
+def version() -> str:
+    import platform
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
 
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pairhook" / "ultralytics"
-    setup_offline(os.environ.get("YOLO_CONFIG_DIR") or cache)
+    from pairhook import __version__
+
+    try:
+        ultralytics = dist_version("ultralytics")
+    except PackageNotFoundError:
+        ultralytics = "not installed"
+    return f"pairhook {__version__} (ultralytics {ultralytics}, Python {platform.python_version()})"
+
+
+def _word(arg: str) -> Optional[str]:
+    """``help``/``-h``/``--help``, ``version``/``-v``/``--version``, ``settings``, ``cfg`` -> the word."""
+    word = arg.lower().lstrip("-")
+    word = {"h": "help", "v": "version"}.get(word, word) if arg.startswith("-") else word
+    return word if word in WORDS else None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``pairhook`` console script; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("help", "-h", "--help"):
-        print(usage())
+    word = _word(args[0]) if args else "help"
+    if word == "help":
+        cmd = COMMANDS.get(args[1]) if len(args) > 1 else None
+        print(cmd.help_text(args[1]) if cmd else usage())
+        return 0
+    if word == "version":
+        print(version())
         return 0
     name, rest = args[0], args[1:]
+    if word is None and name not in COMMANDS and rest and rest[0] in COMMANDS and "=" not in name:
+        name, rest = rest[0], [name, *rest[1:]]  # `pairhook detect train ...` as `yolo detect train ...`
     cmd = COMMANDS.get(name)
-    if cmd is None:
-        print(f"pairhook: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+    if word is None and cmd is None:
+        similar = get_close_matches(name, [*COMMANDS, *WORDS])
+        hint = f"; did you mean {', '.join(similar)}?" if similar else ""
+        print(f"pairhook: unknown command {name!r}{hint}\n\n{usage()}", file=sys.stderr)
         return 2
-    if any(a in ("help", "-h", "--help") for a in rest):
-        print(f"{cmd.help}\n{cmd.usage(name)}")
+    if cmd is not None and any(_word(a) == "help" for a in rest):
+        print(cmd.help_text(name))
         return 0
-    _offline()  # before parsing: a passthrough command reads Ultralytics' own keys
+
+    from pairhook import offline
+
+    is_offline = offline.offline_requested(default=cmd.offline if cmd else False)
+    if is_offline and "ultralytics" not in sys.modules:
+        offline.offline_switches()  # this process only: no settings file is written
+    from pairhook import compat
+
+    if word == "settings":
+        compat.settings_command(rest)
+        return 0
+    if word == "cfg":
+        compat.print_default_cfg()
+        return 0
+    assert cmd is not None
     try:
-        rest = join_flags(rest)
-        kwargs = parse_passthrough(rest, cmd.keys) if cmd.passthrough else parse_args(rest, cmd.keys)
+        kwargs = cmd.parse(name, rest)
+        with compat.local_fonts() if is_offline else contextlib.nullcontext():
+            return cmd.run(**kwargs)
     except UsageError as e:
-        print(f"pairhook {name}: {e}\n{cmd.usage(name)}", file=sys.stderr)
+        print(f"pairhook {name}: {e}\n{cmd.usage(name)}\n('pairhook {name} help' lists the keys)", file=sys.stderr)
         return 2
-    try:
-        return cmd.run(**kwargs)
     except (ValueError, OSError, RuntimeError) as e:  # bad data YAML, pair file, regularizer name, ...
         if os.environ.get("PAIRHOOK_DEBUG", "").strip() not in ("", "0"):
             raise

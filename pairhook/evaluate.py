@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -13,6 +14,15 @@ from pairhook.pairs.attach import DatasetBuilder, PairAttacher
 from pairhook.pairs.carrier import PairCarrier
 from pairhook.pairs.file import load_pair_file
 from pairhook.val_metrics import PairValidation, attach
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluation` returns: the metrics of :func:`evaluate` and the folder the validator saved to (where
+    ``model.val()`` saves: ``project``/``name``, else Ultralytics' ``runs_dir``/task/val)."""
+
+    metrics: dict[str, float]
+    save_dir: Path
 
 
 def evaluate(model: Any, data: Union[str, Path], pairs: Optional[Union[str, Path]] = None, *, match_iou: float = 0.5,
@@ -27,7 +37,8 @@ def evaluate(model: Any, data: Union[str, Path], pairs: Optional[Union[str, Path
         pair_iou: least IoU between a GT member and a prediction that detects it (not NMS's ``iou``).
         pair_conf: least confidence of a prediction that counts for the pair metrics (not the validator's ``conf``,
             which also sets mAP's operating range).
-        val_kwargs: passed to ``model.val()`` (``imgsz``, ``batch``, ``conf``, ``device``, ...).
+        val_kwargs: passed to ``model.val()`` (``imgsz``, ``batch``, ``conf``, ``device``, ``project``, ...); plots
+            and files are saved where ``model.val()`` saves them.
 
     Returns:
         ``{results.csv column: value}`` of the validation (``metrics/mAP50(B)``, ``metrics/mAP50-95(B)``, ...) and
@@ -36,9 +47,19 @@ def evaluate(model: Any, data: Union[str, Path], pairs: Optional[Union[str, Path
     Raises:
         ValueError: no pair file given or named by the data YAML; PairsError: a malformed pair file.
     """
+    return evaluation(model, data, pairs, match_iou=match_iou, pair_iou=pair_iou, pair_conf=pair_conf,
+                      **val_kwargs).metrics
+
+
+def evaluation(model: Any, data: Union[str, Path], pairs: Optional[Union[str, Path]] = None, *,
+               match_iou: float = 0.5, pair_iou: float = IOU, pair_conf: float = CONF, **val_kwargs: Any
+               ) -> Evaluation:
+    """:func:`evaluate`, also returning where the validator saved its files (``pairhook evaluate`` prints it).
+    ``task=`` (a ``yolo`` key) goes to ``YOLO()`` when ``model`` is a path."""
     from ultralytics import YOLO
 
-    yolo = model if hasattr(model, "val") else YOLO(str(model))
+    task = val_kwargs.pop("task", None)
+    yolo = model if hasattr(model, "val") else YOLO(str(model), task=task)
     if pairs is not None:
         load_pair_file(pairs)  # fail before the model runs
     elif Path(data).is_file() and not (yaml.safe_load(Path(data).read_text()) or {}).get("pairs"):
@@ -56,4 +77,4 @@ def evaluate(model: Any, data: Union[str, Path], pairs: Optional[Union[str, Path
     validator, collector = made[0]
     if not PairCarrier.attached(getattr(validator.dataloader, "dataset", None)) or collector.last is None:
         raise ValueError(f"no pairs for {data}: pass pairs=... or add a 'pairs:' key to the data YAML")
-    return {**results, **collector.last}
+    return Evaluation({**results, **collector.last}, Path(validator.save_dir))

@@ -11,6 +11,7 @@ import tempfile
 import cv2
 import pytest
 import torch
+import yaml
 
 import pairhook
 from pairhook import cli, demo, inspection
@@ -19,16 +20,16 @@ from pairhook.config import UNSET
 
 # Command line --------------------------------------------------------------------------------------------------
 def test_values_are_typed_and_defaults_filled():
-    kw = cli.parse_args(["epochs=3", "out=runs/x", "model=yolov8s.yaml", "seed=010"], cli.COMMANDS["demo"].keys)
+    kw = cli.COMMANDS["demo"].parse("demo", ["epochs=3", "out=runs/x", "model", "=", "yolov8s.yaml", "seed=", "010"])
     assert kw == {"out": "runs/x", "images": 64, "epochs": 3, "imgsz": 128, "model": "yolov8s.yaml", "seed": 10,
-                  "regularizer": "pair_consistency", "seeds": 1}
-    assert cli.parse_args(["out=007"], cli.COMMANDS["demo"].keys)["out"] == "007"  # a str key keeps the text
-    kw = cli.parse_args(["data=d.yaml", "pairs=null"], cli.COMMANDS["inspect"].keys)
+                  "regularizers": "pair_consistency", "seeds": 1}
+    assert cli.COMMANDS["demo"].parse("demo", ["out=007"])["out"] == "007"  # a str key keeps the text
+    kw = cli.COMMANDS["inspect"].parse("inspect", ["--data", "d.yaml", "pairs=null"])
     assert kw["data"] == "d.yaml" and kw["pairs"] is None and kw["batches"] == 2
 
 
 def test_cli_keys_come_from_the_functions():
-    assert list(cli.COMMANDS["demo"].keys) == ["out", "images", "epochs", "imgsz", "model", "seed", "regularizer",
+    assert list(cli.COMMANDS["demo"].keys) == ["out", "images", "epochs", "imgsz", "model", "seed", "regularizers",
                                                "seeds"]
     assert cli.COMMANDS["demo"].keys["epochs"] == (int, 60)
     assert cli.COMMANDS["inspect"].keys["data"] == (str, cli.REQUIRED)
@@ -37,16 +38,17 @@ def test_cli_keys_come_from_the_functions():
 
 @pytest.mark.parametrize("args, message", [
     (["foo=1"], "unknown key 'foo'"),
+    (["epoch=3"], "unknown key 'epoch'; did you mean epochs?"),
     (["epochs=three"], "epochs must be an integer"),
     (["epochs=true"], "epochs must be an integer"),
-    (["epochs"], "expected key=value"),
+    (["epochs"], "'epochs' needs a value"),
     (["out="], "out needs a value"),
 ])
 def test_bad_arguments_exit_2_with_usage(args, message, capsys, monkeypatch):
     monkeypatch.setattr(demo, "run_demo", lambda **kw: pytest.fail("must not run"))
     assert cli.main(["demo", *args]) == 2
     err = capsys.readouterr().err
-    assert message in err and "usage: pairhook demo" in err
+    assert message in err and "usage: pairhook demo" in err and "'pairhook demo help' lists the keys" in err
 
 
 def test_inspect_needs_data(capsys):
@@ -55,27 +57,82 @@ def test_inspect_needs_data(capsys):
 
 
 def test_help_and_unknown_command(capsys):
-    for args in (["help"], [], ["--help"]):
+    for args in (["help"], [], ["--help"], ["-h"]):
         assert cli.main(args) == 0
         out = capsys.readouterr().out
-        assert "usage: pairhook" in out and "demo" in out and "inspect" in out
-    assert cli.main(["demo", "help"]) == 0
-    assert "usage: pairhook demo" in capsys.readouterr().out
+        assert "usage: pairhook" in out and "demo" in out and "inspect" in out and "settings" in out
+    for args in (["demo", "help"], ["demo", "--help"], ["help", "demo"]):
+        assert cli.main(args) == 0
+        assert "usage: pairhook demo" in capsys.readouterr().out
     assert cli.main(["fit"]) == 2
     assert "unknown command 'fit'" in capsys.readouterr().err
+    assert cli.main(["trian"]) == 2
+    assert "unknown command 'trian'; did you mean train?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_command_help_explains_every_own_key(name, capsys):
+    """`pairhook <command> help` lists each of pairhook's keys with its default and what it means."""
+    assert cli.main([name, "help"]) == 0
+    out = capsys.readouterr().out
+    cmd = cli.COMMANDS[name]
+    assert cmd.help in out
+    for key in cmd.keys:
+        line = next(line for line in out.splitlines() if line.strip().startswith(f"{key}="))
+        assert len(line.split(None, 1)) == 2, f"{name}: no description of {key}=: {line!r}"
+    if cmd.mode:  # the rest is Ultralytics': point to its own help
+        assert f"'yolo {cmd.mode}' key" in out and "'yolo help'" in out and "'yolo cfg'" in out
+
+
+def test_train_help_shows_meanings_and_defaults(capsys):
+    assert cli.main(["train", "--help"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    assert "the pair file" in lines["pairs=None"]
+    assert "comma-separated names" in lines["regularizers=pair_consistency"]  # unset: the config's, else this
+    assert "model YAML" in lines["model=<required>"]
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    for args in (["version"], ["--version"], ["-v"]):
+        assert cli.main(args) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"pairhook {pairhook.__version__} (ultralytics {version('ultralytics')}, Python ")
+    assert version("pairhook") == pairhook.__version__  # the installed metadata says the same (one source)
 
 
 def test_main_passes_typed_values(monkeypatch):
     seen = {}
     monkeypatch.setattr(demo, "run_demo", lambda **kw: seen.update(kw))
-    assert cli.main(["demo", "epochs=3", "images=16", "regularizer=symmetric_kl"]) == 0
-    assert seen["epochs"] == 3 and seen["images"] == 16 and seen["regularizer"] == "symmetric_kl"
+    assert cli.main(["demo", "epochs=3", "images=16", "regularizers=symmetric_kl"]) == 0
+    assert seen["epochs"] == 3 and seen["images"] == 16 and seen["regularizers"] == "symmetric_kl"
     assert seen["out"] == "pairhook-demo"
 
 
+def test_demo_regularizer_is_the_deprecated_name_of_regularizers(monkeypatch, capsys):
+    seen = {}
+    monkeypatch.setattr(demo, "run_demo", lambda **kw: seen.update(kw))
+    assert cli.main(["demo", "regularizer=symmetric_kl"]) == 0
+    assert seen["regularizers"] == "symmetric_kl" and "regularizer" not in seen
+    assert "regularizer= is deprecated, use regularizers=" in capsys.readouterr().err
+
+
 def test_errors_exit_1(capsys, tmp_path):
-    assert cli.main(["demo", f"out={tmp_path}", "regularizer=nope"]) == 1
+    assert cli.main(["demo", f"out={tmp_path}", "regularizers=nope"]) == 1
     assert "unknown regularizer 'nope'" in capsys.readouterr().err
+    with pytest.warns(DeprecationWarning, match="use regularizers="), pytest.raises(ValueError, match="'nope'"):
+        demo.run_demo(tmp_path, regularizer="nope")
+
+
+def test_one_regularizers_form_everywhere():
+    """The comma-separated form the command line takes is what install() takes too."""
+    from ultralytics import YOLO
+
+    model = YOLO("yolov8n.yaml")
+    handle = pairhook.install(model, regularizers="pair_consistency, symmetric_kl")
+    assert [r.name for r in handle.active] == ["pair_consistency", "symmetric_kl"]
+    handle.uninstall()
 
 
 def test_module_entry_point():
@@ -165,6 +222,8 @@ def test_demo_trains_both_runs_and_prints_table(tmp_path, capsys):
     assert "[1/2] baseline" in out and "[2/2] pair_consistency" in out
     assert res["table"].splitlines()[0].split() == ["baseline", "pair_consistency", "difference"]
     assert res["table"] in out and "mAP50-95" in res["table"] and "val/pair_loss" in res["table"]
+    timing = next(line for line in out.splitlines() if line.startswith("pairhook demo: 2 trainings in "))
+    assert " cores (" in timing and "load avg" in timing and "ultralytics " in timing  # the figure names its machine
 
 
 def test_table_is_aligned_and_skips_missing_rows():
@@ -176,28 +235,65 @@ def test_table_is_aligned_and_skips_missing_rows():
 
 # train / evaluate ---------------------------------------------------------------------------------------------
 def test_train_and_evaluate_parse_like_yolo(capsys):
-    keys = cli.COMMANDS["train"].keys
-    kw = cli.parse_passthrough(cli.join_flags(["model=m.yaml", "--data", "d.yaml", "epochs=3", "lr0=0.01",
-                                               "cos_lr=True", "device=None", "pairs=null"]), keys)
-    assert kw == {"model": "m.yaml", "data": "d.yaml", "pairs": None, "regularizers": UNSET,
-                  "config": None, "strict_pairs": None, "epochs": 3, "lr0": 0.01, "cos_lr": True, "device": None}
-    assert "[regularizers=pair_consistency]" in cli.COMMANDS["train"].usage("train")  # unset: the config's or this
-    assert cli.main(["train", "model=m.yaml", "data=d.yaml", "epoch=3"]) == 2
-    assert "unknown key 'epoch'; did you mean epochs" in capsys.readouterr().err
-    assert cli.main(["train", "data=d.yaml"]) == 2
-    assert "missing model=" in capsys.readouterr().err
+    train = cli.COMMANDS["train"]
+    kw = train.parse("train", ["detect", "model=m.yaml", "--data", "d.yaml", "epochs", "=", "3", "lr0=", "0.01",
+                               "cos_lr", "device=None", "pairs=null", "name=007", "batch=8,"])
+    assert kw == {"model": "m.yaml", "data": "d.yaml", "pairs": None, "regularizers": UNSET, "config": None,
+                  "strict_pairs": None, "task": "detect", "epochs": 3, "lr0": 0.01, "cos_lr": True, "device": None,
+                  "name": "007", "batch": 8}
+    assert train.parse("train", ["model=m", "regularizers={symmetric_kl: {T: 2}}"])["regularizers"] == {
+        "symmetric_kl": {"T": 2}}  # a mapping as install() takes it; "a,b" and null as before
+    assert "[regularizers=pair_consistency]" in train.usage("train")  # unset: the config's or this
+    for args, message in [
+        (["model=m.yaml", "data=d.yaml", "epoch=3"], "unknown key 'epoch'; did you mean epochs=100?"),
+        (["model=m.yaml", "pair=p.json"], "unknown key 'pair'; did you mean pairs"),
+        (["model=m.yaml", "trian"], "did you mean train?"),
+        (["model=m.yaml", "val"], "'val' is another mode"),
+        (["model=m.yaml", "epochs=three"], "'epochs' must be an int"),  # Ultralytics' own check and message
+        (["model=m.yaml", "epochs"], "'epochs' needs a value, e.g. epochs=100"),
+        (["model=m.yaml", "task=dance"], "invalid task 'dance'"),
+        (["data=d.yaml"], "missing model="),
+        (["model=m.yaml", "cfg=absent.yaml"], "cfg=absent.yaml: "),
+    ]:
+        assert cli.main(["train", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and "usage: pairhook [task] train" in err, (args, err)
     assert cli.COMMANDS["evaluate"].keys["pair_iou"] == (float, 0.5)
     assert cli.main(["evaluate", "model=m.pt", "data=d.yaml", "pair_iou=high"]) == 2
     assert "pair_iou must be a number" in capsys.readouterr().err
+    assert cli.main(["segment", "evaluate", "model=m.pt", "data=d.yaml", "conf=2"]) == 2  # task word first too
+    assert "'conf=2' is an invalid value" in capsys.readouterr().err
+
+
+def test_cfg_file_keys_are_checked(tmp_path, capsys):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("model: m.yaml\nepoch: 3\n")
+    assert cli.main(["train", f"cfg={cfg}"]) == 2
+    assert "unknown key 'epoch'; did you mean epochs=100?" in capsys.readouterr().err
+    cfg.write_text("model: m.yaml\ndata: d.yaml\npairs: [1, 2]\nmode: val\nepochs: 4\nimgsz: null\n")
+    assert cli.main(["train", f"cfg={cfg}"]) == 2
+    assert "pairs must be a string" in capsys.readouterr().err
+    cfg.write_text("model: m.yaml\ndata: null\npairs: p.json\nmode: val\nepochs: 4\n")  # as `yolo copy-cfg`'s
+    kw = cli.COMMANDS["train"].parse("train", [f"cfg={cfg}", "data=d.yaml"])
+    assert kw["data"] == "d.yaml" and kw["pairs"] == "p.json" and kw["epochs"] == 4 and "mode" not in kw
+
+
+def test_train_without_data_is_a_usage_error(capsys):
+    assert cli.main(["train", "model=yolov8n.yaml", "epochs=1"]) == 2
+    assert "missing data=... (only resume=True goes without)" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
 def trained(dataset, tmp_path_factory):
-    """A 2-epoch run through ``pairhook train`` with both built-in regularizers."""
+    """A 2-epoch run through ``pairhook detect train cfg=run.yaml`` with both built-in regularizers: the file holds
+    model, data and the other keys, the command line overrides some (with spaces around ``=``)."""
     project = tmp_path_factory.mktemp("runs")
-    code = cli.main(["train", "model=yolov8n.yaml", f"data={dataset.data_yaml}", f"pairs={dataset.pairs_json}",
-                     "regularizers=pair_consistency,symmetric_kl", "epochs=2", "imgsz=64", "batch=8", "workers=0",
-                     f"project={project}", "name=run", "plots=False", "seed=0"])
+    cfg = project / "run.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "model": "yolov8n.yaml", "data": str(dataset.data_yaml), "pairs": str(dataset.pairs_json),
+        "regularizers": ["pair_consistency", "symmetric_kl"], "epochs": 5, "imgsz": 64, "batch": 8, "workers": 0,
+        "project": str(project), "name": "run", "plots": False, "seed": 0}))
+    code = cli.main(["detect", "train", f"cfg={cfg}", "epochs", "=", "2"])
     assert code == 0
     return project / "run"
 

@@ -234,3 +234,25 @@ def test_losses_without_the_task_aligned_assigner_are_refused():
     for model in (YOLO("yolov8n-cls.yaml"), RTDETR("rtdetr-l.yaml")):
         with pytest.raises(ValueError, match="not supported"):
             pairhook.install(model)
+
+
+def test_command_line_reads_like_this_releases_yolo(tmp_path, capsys):
+    """pairhook's command line on this release's own cfg helpers: key = value, task word, cfg= file, values read as
+    literals (8.1/8.2 `eval()` them), Ultralytics' checks, its settings, and the download-free font lookup."""
+    from ultralytics.data import utils as data_utils
+    from ultralytics.utils import checks, plotting
+
+    from pairhook import cli
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("model: yolov8n.yaml\ndata: d.yaml\nepochs: 5\nimgsz: 320\n")
+    kw = cli.COMMANDS["train"].parse("train", ["detect", f"cfg={cfg}", "epochs", "=", "2", "name=exit", "cos_lr"])
+    assert kw["model"] == "yolov8n.yaml" and kw["data"] == "d.yaml" and kw["task"] == "detect"
+    assert (kw["epochs"], kw["imgsz"], kw["name"], kw["cos_lr"]) == (2, 320, "exit", True)
+    assert compat.smart_value("exit") == "exit" and compat.smart_value("[1, 2]") == [1, 2]
+    assert cli.main(["train", "model=m.yaml", "data=d.yaml", "lr0=high"]) == 2
+    assert "'lr0=high' is of invalid type str" in capsys.readouterr().err
+    assert cli.main(["settings"]) == 0  # printed by Ultralytics' logger, as `yolo settings`
+    with compat.local_fonts():
+        assert Path(plotting.check_font("Arial.ttf")).is_file() and data_utils.check_font is checks.check_font
+    assert plotting.check_font is checks.check_font  # put back

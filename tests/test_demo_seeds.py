@@ -13,7 +13,7 @@ from pairhook.results import last_results
 def test_demo_with_two_seeds_and_two_regularizers(tmp_path, capsys):
     """The effect study's shape: every variant (baseline included) twice, mean ± std, pair metrics for all."""
     res = demo.run_demo(tmp_path / "demo", images=8, epochs=1, imgsz=64, seed=3, seeds=2,
-                        regularizer="pair_consistency,symmetric_kl")
+                        regularizers="pair_consistency,symmetric_kl")
     out = capsys.readouterr().out
     assert "[6/6]" in out and "seed=4" in out and "mean ± std of 2 seeds" in out
     rows = demo.table_rows(["pair_loss", "skl_loss"])

@@ -85,12 +85,10 @@ def test_only_compat_imports_ultralytics_internals():
 
 #: Ultralytics' stable utilities (the same on every supported release) that modules outside compat may use.
 ALLOWED = {
-    "ultralytics.utils": ("pairhook.offline", "pairhook.cli"),
     "ultralytics.utils.ops": ("pairhook.pairs.matching",),
     "ultralytics.utils.metrics": ("pairhook.pairs.matching",),
     "ultralytics.utils.plotting": ("pairhook.inspection",),
     "ultralytics.data.utils": ("pairhook.pairs.discover", "pairhook.pairs.file"),
-    "ultralytics.cfg": ("pairhook.cli",),
 }
 
 

@@ -26,7 +26,7 @@ def site(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("plugin-example")
     src = tmp / "pairhook-src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "pairhook", src / "pairhook", ignore=ARTEFACTS)
     shutil.copytree(EXAMPLE, tmp / "example-src", ignore=ARTEFACTS)

@@ -170,7 +170,7 @@ def test_nothing_matched_warns_and_strict_pairs_stops_before_training(tmp_path, 
     code = cli.main(["train", "model=yolov8n.yaml", f"data={dataset.data_yaml}", f"config={cfg}", "epochs=1",
                      "imgsz=64", f"project={tmp_path}", "name=cli", "workers=0"])
     assert code == 1 and not (tmp_path / "cli" / "results.csv").exists()
-    kw = cli.parse_passthrough(["model=m.yaml", "data=d.yaml", "strict_pairs=true"], cli.COMMANDS["train"].keys)
+    kw = cli.COMMANDS["train"].parse("train", ["model=m.yaml", "data=d.yaml", "strict_pairs=true"])
     assert kw["strict_pairs"] is True
     with pytest.raises(ValueError, match="strict_pairs must be true or false"):
         pairhook.install(YOLO("yolov8n.yaml"), strict_pairs="yes")

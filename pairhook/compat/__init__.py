@@ -6,6 +6,18 @@ releases outside the supported range. One module per area; every name is re-expo
 writes ``compat.<name>`` and never imports Ultralytics' internals itself.
 """
 
+from pairhook.compat.cli import (
+    BARE_FLAGS,
+    cfg_defaults,
+    check_values,
+    merge_equals,
+    modes,
+    print_default_cfg,
+    read_cfg_file,
+    settings_command,
+    smart_value,
+    tasks,
+)
 from pairhook.compat.labels import collapses_classes, label_file_of, label_row_map, row_mapper
 from pairhook.compat.launch import (
     TrainerRoute,
@@ -21,6 +33,7 @@ from pairhook.compat.release import (
     SUPPORTED,
     check_supported,
     font_dirs,
+    local_fonts,
     ultralytics_version,
 )
 from pairhook.compat.training import (
@@ -53,11 +66,13 @@ from pairhook.compat.validation import (
 )
 
 __all__ = [
-    "MAX_MAJOR_MINOR", "MIN_VERSION", "OFFLINE_VALUE", "SUPPORTED", "TrainerRoute", "add_epoch_columns",
-    "add_loss_names", "add_metric_keys", "add_terms", "align_loss_names", "assigner_slots",
-    "callbacks_reach_workers", "check_supported", "check_task", "class_logits", "collapses_classes", "criterion_of",
-    "default_validator", "detections", "ema_model", "font_dirs", "hook_validator", "label_file_of", "label_row_map",
-    "launches_workers", "loaders", "num_classes", "refresh_loader", "remove_epoch_columns", "remove_loss_names",
-    "route_trainer", "row_mapper", "shared_scores", "ultralytics_version", "unhook_validator", "unroute_trainer",
-    "unwrap", "val_predictions", "val_results", "val_targets",
+    "BARE_FLAGS", "MAX_MAJOR_MINOR", "MIN_VERSION", "OFFLINE_VALUE", "SUPPORTED", "TrainerRoute",
+    "add_epoch_columns", "add_loss_names", "add_metric_keys", "add_terms", "align_loss_names", "assigner_slots",
+    "callbacks_reach_workers", "cfg_defaults", "check_supported", "check_task", "check_values", "class_logits",
+    "collapses_classes", "criterion_of", "default_validator", "detections", "ema_model", "font_dirs",
+    "hook_validator", "label_file_of", "label_row_map", "launches_workers", "loaders", "local_fonts",
+    "merge_equals", "modes", "num_classes", "print_default_cfg", "read_cfg_file", "refresh_loader",
+    "remove_epoch_columns", "remove_loss_names", "route_trainer", "row_mapper", "settings_command", "shared_scores",
+    "smart_value", "tasks", "ultralytics_version", "unhook_validator", "unroute_trainer", "unwrap",
+    "val_predictions", "val_results", "val_targets",
 ]

@@ -198,7 +198,15 @@ def precision_recall(found: Rows, truth: Rows) -> tuple[float, float]:
 
 def discover_to_file(data: str, out: str = "pairs.json", shift: Optional[float] = None, tol: float = 0.1,
                      split: str = "train,val") -> DiscoveryResult:
-    """:func:`discover` and write the pair file to ``out`` (the ``pairhook discover`` command)."""
+    """:func:`discover` and write the pair file to ``out`` (the ``pairhook discover`` command).
+
+    Args:
+        data: the data YAML (resolved like Ultralytics does, never downloading).
+        out: the pair file to write (JSON, the users' format).
+        shift: vertical offset of the lower member (normalized image height); estimated when None.
+        tol: relative tolerance on x centre, width and height and on the offset (in box heights).
+        split: comma-separated splits of the YAML to scan; the pair file covers all of them.
+    """
     result = discover(data, shift=shift, tol=tol, split=split)
     result.write(out)
     return result
