@@ -62,12 +62,12 @@ def _literal(text: str) -> Any:
 def smart_value(text: str) -> Any:
     """A ``yolo`` value: ``3`` -> 3, ``0.01`` -> 0.01, ``True``/``none`` (any case), ``[640, 480]``; else the text.
 
-    Ultralytics' ``smart_value`` where it reads literals only (8.3 on); 8.1 and 8.2 ``eval()`` the text
+    Ultralytics' ``smart_value`` where it reads literals only (8.3 on); 8.1 and 8.2 run the text as Python
     (``name=exit`` gave the ``exit`` builtin), so there the same rules are applied without ``eval``.
     """
     from ultralytics.cfg import smart_value as ultralytics_smart_value
 
-    if ultralytics_smart_value("print") != "print":  # probes eval(): a bare name must stay text
+    if ultralytics_smart_value("print") != "print":  # a bare name must stay text (8.1, 8.2: a builtin)
         return _literal(text)
     return ultralytics_smart_value(text)
 
