@@ -6,6 +6,7 @@ releases outside the supported range. One module per area; every name is re-expo
 writes ``compat.<name>`` and never imports Ultralytics' internals itself.
 """
 
+from pairhook.compat.distributed import all_reduce_sum, world_size
 from pairhook.compat.launch import (
                                     TrainerRoute,
                                     callbacks_reach_workers,
@@ -50,10 +51,12 @@ from pairhook.compat.validation import (
 )
 
 __all__ = [
-    "MAX_MAJOR_MINOR", "MIN_VERSION", "OFFLINE_VALUE", "SUPPORTED", "TrainerRoute", "add_loss_names",
-    "add_metric_keys", "add_terms", "align_loss_names", "assigner_slots", "callbacks_reach_workers", "check_supported",
-    "check_task", "class_logits", "criterion_of", "default_validator", "detections", "ema_model", "font_dirs",
-    "hook_validator", "launches_workers", "loaders", "num_classes", "refresh_loader", "remove_loss_names",
-    "route_trainer", "shared_scores", "ultralytics_version", "unhook_validator", "unroute_trainer", "unwrap",
-    "val_predictions", "val_results", "val_targets",
+    "MAX_MAJOR_MINOR", "MIN_VERSION", "OFFLINE_VALUE", "SUPPORTED", "TrainerRoute",
+    "add_loss_names", "add_metric_keys", "add_terms", "align_loss_names", "all_reduce_sum", "assigner_slots",
+    "callbacks_reach_workers", "check_supported", "check_task", "class_logits", "criterion_of", "default_validator",
+    "detections", "ema_model", "font_dirs", "hook_validator",
+    "launches_workers", "loaders", "num_classes",
+    "refresh_loader", "remove_loss_names", "route_trainer", "shared_scores",
+    "ultralytics_version", "unhook_validator", "unroute_trainer", "unwrap",
+    "val_predictions", "val_results", "val_targets", "world_size",
 ]
