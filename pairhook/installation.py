@@ -3,7 +3,8 @@
 Only callbacks on the given ``YOLO`` instance are registered; no Ultralytics class or module is patched. The
 callbacks route dataset building through the pair carrier (:mod:`pairhook.pairs`), wrap the criterion
 (:mod:`pairhook.criterion`) with the installation's :class:`~pairhook.terms.Terms`, and run the pair metrics at
-validation (:mod:`pairhook.val_metrics`).
+validation (:mod:`pairhook.val_metrics`). ``model.tune()`` on the instance is routed through
+:mod:`pairhook.tune.builtin`, so that its trials train with the installation too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from pairhook import compat, val_metrics, workers
+from pairhook import compat, log, val_metrics, workers
 from pairhook.config import CONFIG_KEYS, DEFAULTS, UNSET, resolve
 from pairhook.criterion import PairhookCriterion
 from pairhook.pairs.attach import DatasetBuilder, PairAttacher
@@ -58,6 +59,9 @@ class Installation:
         trainer.build_dataset = DatasetBuilder(getattr(build, "inner", build), self.attacher, trainer)
 
     def on_pretrain_routine_end(self, trainer: Any) -> None:
+        problem = compat.drop_broken_ray_callback(trainer)
+        if problem:
+            log.info(f"{problem}; it is left out of this training (it only reports to a Ray Tune session)")
         self.attacher.report_unseen()
         self._attach_late(trainer)
         compat.add_loss_names(trainer, self.loss_names)
@@ -155,6 +159,9 @@ class Installation:
         if model is not None:
             _remove_callbacks(model, self)
             compat.unroute_trainer(model)
+            from pairhook.tune import builtin
+
+            builtin.unroute(model)
             trainer = getattr(model, "trainer", None)
             if trainer is not None:
                 self.teardown(trainer)
@@ -235,6 +242,9 @@ def install(
     uninstall(model)
     handle = Installation(model, active, str(pairs) if pairs is not None else None, float(match_iou))
     handle.attach_to(model)  # on releases whose multi-GPU workers get no callbacks, the trainer class hands it over
+    from pairhook.tune import builtin
+
+    builtin.route(model)  # model.tune() trains every trial with the installation
     return handle
 
 
@@ -243,3 +253,6 @@ def uninstall(model: Any) -> None:
     for owner in _remove_callbacks(model):
         owner.uninstall()
     compat.unroute_trainer(model)
+    from pairhook.tune import builtin
+
+    builtin.unroute(model)

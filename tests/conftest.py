@@ -1,14 +1,17 @@
-"""Test session set-up: Ultralytics fully offline, before anything imports it, and proven so.
+"""Test session set-up: Ultralytics (and Ray) fully offline, before anything imports them, and proven so.
 
 Every connection this process opens to anything but the loopback address is refused and recorded; a session that
 tried one fails, so "the tests never touch the network" is checked on every run and every Ultralytics release.
 """
 
 import ipaddress
+import os
 import socket
 import tempfile
 
 from pairhook.offline import setup_offline
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray (the tuning tests) reports nothing anywhere
 
 setup_offline(tempfile.mkdtemp(prefix="pairhook-test-yolo-"))
 

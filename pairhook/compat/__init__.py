@@ -39,6 +39,17 @@ from pairhook.compat.training import (
                                     shared_scores,
                                     unwrap,
 )
+from pairhook.compat.tuner import (
+                                    TrialSubprocess,
+                                    drop_broken_ray_callback,
+                                    drop_ray_callback,
+                                    int_keys,
+                                    ray_callback_problem,
+                                    redirect_trials,
+                                    run_ray_tune_problem,
+                                    train_defaults,
+                                    trial_train_args,
+)
 from pairhook.compat.validation import (
                                     add_metric_keys,
                                     default_validator,
@@ -51,12 +62,12 @@ from pairhook.compat.validation import (
 )
 
 __all__ = [
-    "MAX_MAJOR_MINOR", "MIN_VERSION", "OFFLINE_VALUE", "SUPPORTED", "TrainerRoute",
+    "MAX_MAJOR_MINOR", "MIN_VERSION", "OFFLINE_VALUE", "SUPPORTED", "TrainerRoute", "TrialSubprocess",
     "add_loss_names", "add_metric_keys", "add_terms", "align_loss_names", "all_reduce_sum", "assigner_slots",
     "callbacks_reach_workers", "check_supported", "check_task", "class_logits", "criterion_of", "default_validator",
-    "detections", "ema_model", "font_dirs", "hook_validator",
-    "launches_workers", "loaders", "num_classes",
-    "refresh_loader", "remove_loss_names", "route_trainer", "shared_scores",
-    "ultralytics_version", "unhook_validator", "unroute_trainer", "unwrap",
+    "detections", "drop_broken_ray_callback", "drop_ray_callback", "ema_model", "font_dirs", "hook_validator",
+    "int_keys", "launches_workers", "loaders", "num_classes", "ray_callback_problem", "redirect_trials",
+    "refresh_loader", "remove_loss_names", "route_trainer", "run_ray_tune_problem", "shared_scores",
+    "train_defaults", "trial_train_args", "ultralytics_version", "unhook_validator", "unroute_trainer", "unwrap",
     "val_predictions", "val_results", "val_targets", "world_size",
 ]
