@@ -164,7 +164,8 @@ def keys_of(fn: Callable[..., Any]) -> dict[str, tuple[type, Any]]:
         default = REQUIRED if p.default is p.empty else p.default
         is_int = isinstance(default, int) and not isinstance(default, bool)
         is_float = isinstance(default, float) or "float" in str(p.annotation)
-        typ = float if is_float else int if is_int else str
+        is_map = "dict" in str(p.annotation)  # e.g. ``space: str | dict``: inline YAML mappings pass as they are
+        typ = float if is_float else int if is_int else dict if is_map else str
         keys[name] = (typ, str(default) if isinstance(default, Path) else default)
     return keys
 
@@ -209,6 +210,7 @@ def _commands() -> dict[str, Command]:
     from pairhook.evaluate import evaluate
     from pairhook.inspection import inspect_batches
     from pairhook.pairs.discover import discover_to_file
+    from pairhook.tune.cli import cmd_tune
 
     return {
         "demo": Command(cmd_demo, keys_of(run_demo),
@@ -224,6 +226,9 @@ def _commands() -> dict[str, Command]:
                             passthrough="yolo val"),
         "discover": Command(cmd_discover, keys_of(discover_to_file),
                             "propose a pair file from the labels alone (same class/size/column, one vertical shift)"),
+        "tune": Command(cmd_tune, keys_of(cmd_tune),
+                        "search yolo train arguments and regularizer options, pairhook in every trial (local or Ray)",
+                        passthrough="yolo train"),
     }
 
 
@@ -239,6 +244,8 @@ def usage() -> str:
               "  pairhook discover data=data.yaml out=pairs.json",
               "  pairhook train model=yolov8n.yaml data=data.yaml pairs=pairs.json epochs=50 imgsz=640",
               "  pairhook evaluate model=runs/detect/train/weights/best.pt data=data.yaml pairs=pairs.json",
+              "  pairhook tune model=yolov8n.yaml data=data.yaml pairs=pairs.json iterations=4 epochs=3 "
+              "space=\"{lr0: [0.001, 0.02], pair_consistency.weight: [0.1, 4.0]}\"",
               "", "Ultralytics runs offline unless PAIRHOOK_ONLINE=1; PAIRHOOK_DEBUG=1 shows tracebacks."]
     return "\n".join(lines)
 

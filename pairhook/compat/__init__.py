@@ -43,6 +43,7 @@ from pairhook.compat.tuner import (
                                     TrialSubprocess,
                                     drop_broken_ray_callback,
                                     drop_ray_callback,
+                                    ignored_arguments,
                                     int_keys,
                                     ray_callback_problem,
                                     redirect_trials,
@@ -66,8 +67,8 @@ __all__ = [
     "add_loss_names", "add_metric_keys", "add_terms", "align_loss_names", "all_reduce_sum", "assigner_slots",
     "callbacks_reach_workers", "check_supported", "check_task", "class_logits", "criterion_of", "default_validator",
     "detections", "drop_broken_ray_callback", "drop_ray_callback", "ema_model", "font_dirs", "hook_validator",
-    "int_keys", "launches_workers", "loaders", "num_classes", "ray_callback_problem", "redirect_trials",
-    "refresh_loader", "remove_loss_names", "route_trainer", "run_ray_tune_problem", "shared_scores",
+    "ignored_arguments", "int_keys", "launches_workers", "loaders", "num_classes", "ray_callback_problem",
+    "redirect_trials", "refresh_loader", "remove_loss_names", "route_trainer", "run_ray_tune_problem", "shared_scores",
     "train_defaults", "trial_train_args", "ultralytics_version", "unhook_validator", "unroute_trainer", "unwrap",
     "val_predictions", "val_results", "val_targets", "world_size",
 ]

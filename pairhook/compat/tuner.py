@@ -108,6 +108,14 @@ def train_defaults() -> dict[str, Any]:
     return dict(DEFAULT_CFG_DICT)
 
 
+def ignored_arguments(train_args: dict[str, Any]) -> dict[str, str]:
+    """Training arguments Ultralytics ignores under these arguments, with the reason: with ``optimizer="auto"`` (the
+    default) it picks the optimizer, ``lr0`` and ``momentum`` itself."""
+    if str(train_args.get("optimizer", "auto")).lower() == "auto":
+        return dict.fromkeys(("lr0", "momentum"), "optimizer='auto' chooses it itself")
+    return {}
+
+
 def int_keys() -> frozenset[str]:
     """Training arguments that are integers (a search rounds them)."""
     from ultralytics.cfg import CFG_INT_KEYS
