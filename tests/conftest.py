@@ -48,6 +48,13 @@ def dataset(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("data"), n_train=16, n_val=4, seed=0)
 
 
+def pytest_sessionstart(session):
+    import importlib.util
+
+    if os.environ.get("PAIRHOOK_REQUIRE_TUNE") and importlib.util.find_spec("ray") is None:
+        pytest.exit('PAIRHOOK_REQUIRE_TUNE is set but Ray is not installed: pip install -e ".[test,tune]"', 1)
+
+
 def pytest_sessionfinish(session, exitstatus):
     if NETWORK_ATTEMPTS:
         print(f"\nFAILED: the tests tried to reach the network: {NETWORK_ATTEMPTS}")
