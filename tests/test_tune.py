@@ -33,6 +33,36 @@ def test_model_tune_refuses_a_regularizer_its_trials_cannot_load(dataset, tmp_pa
     assert not list(tmp_path.rglob("results.csv")), "a trial ran"
 
 
+def test_trial_commands_of_every_release_are_recognised(monkeypatch):
+    import subprocess
+    import sys
+
+    from pairhook import compat
+    from pairhook.compat import tuner
+
+    assert tuner.training_args(["yolo", "train", "epochs=1"]) == ["epochs=1"]  # 8.1, 8.2
+    assert tuner.training_args([sys.executable, "-m", "ultralytics.cfg.__init__", "train", "a=1"]) == ["a=1"]  # 8.3 on
+    assert tuner.training_args([sys.executable, "-m", "torch.distributed.run", "x.py"]) is None  # a DDP launch
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, *a, **k: calls.append((cmd, k.get("env", {}).get("X"))))
+    shim = compat.TrialSubprocess(lambda args: ["child", *args], {"X": "1"})
+    shim.run(["yolo", "train", "epochs=1"], check=True)
+    shim.run(["torchrun", "x.py"])
+    assert calls == [(["child", "epochs=1"], "1"), (["torchrun", "x.py"], None)] and shim.launched == 1
+    with pytest.raises(RuntimeError, match="unrecognised tuner trial command"):
+        shim.run(["ultralytics-new", "train", "epochs=1"])
+
+
+def test_trial_arguments_are_read_like_yolo_train():
+    from pairhook import compat
+
+    model, task, kwargs = compat.trial_train_args(["model=/w/m.pt", "task=detect", "mode=train", "epochs=2",
+                                                   "lr0=0.01", "plots=False", "save_dir=/runs/tune/train3"])
+    assert (model, task) == ("/w/m.pt", "detect")
+    assert kwargs == {"epochs": 2, "lr0": 0.01, "plots": False, "project": "/runs/tune", "name": "train3",
+                      "exist_ok": True}
+
+
 def test_model_tune_is_routed_on_the_instance_only(dataset):
     model, other = YOLO("yolov8n.yaml"), YOLO("yolov8n.yaml")
     handle = pairhook.install(model, pairs=dataset.pairs_json)

@@ -136,15 +136,17 @@ def ray_callback_problem() -> Optional[str]:
     fn = getattr(raytune, "callbacks", {}).get("on_fit_epoch_end")
     if fn is None:  # Ray not installed, or Ultralytics' raytune setting off
         return None
+    called = [name for name in ("_get_session", "get_session") if name in fn.__code__.co_names]
+    if not called:  # 8.4: the public ray.tune API
+        return None
     import ray
 
-    names = fn.__code__.co_names
     try:
         from ray.train._internal import session
     except ImportError:
         session = None
-    for name in ("_get_session", "get_session"):
-        if name in names and not hasattr(session, name):
+    for name in called:
+        if not hasattr(session, name):
             return (f"Ultralytics' Ray Tune callback calls ray.train._internal.session.{name}, which Ray "
                     f"{ray.__version__} does not have")
     return None
