@@ -9,6 +9,7 @@ records what it saw (``tests/ddp/probe.py``). The reference is the same training
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -23,8 +24,9 @@ import pairhook
 from pairhook.results import last_results
 
 HERE = Path(__file__).parent / "ddp"
-sys.path.insert(0, str(HERE))
-import cpu_gloo  # noqa: E402
+_spec = importlib.util.spec_from_file_location("pairhook_test_cpu_gloo", HERE / "cpu_gloo.py")
+cpu_gloo = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cpu_gloo)
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not cpu_gloo.supported(), reason="the CPU DDP patches are written for 8.4.x")]

@@ -221,7 +221,8 @@ def trains_with_the_best_config(result, dataset, tmp_path) -> None:
     got = handle.settings()["regularizers"]
     assert got["pair_consistency"]["weight"] == options["pair_consistency"]["weight"]
     assert got["symmetric_kl"] == {**TERMS["symmetric_kl"], **options["symmetric_kl"]}
-    assert yaml.safe_load(result.hyperparameters.read_text()) == {"lr0": result.best.params["lr0"]}
+    hyperparameters = yaml.safe_load(result.hyperparameters.read_text())
+    assert hyperparameters == {**TRAIN, "epochs": hyperparameters["epochs"], "lr0": result.best.params["lr0"]}
     model.train(data=str(dataset.data_yaml), cfg=str(result.hyperparameters), epochs=1, project=str(tmp_path),
                 name="best", **TRAIN)
     assert model.trainer.args.lr0 == result.best.params["lr0"]

@@ -92,7 +92,7 @@ def tune(
         from pairhook.tune.local import run_local
 
         def progress(trials: list[TrialRecord]) -> None:
-            write_results(out, trials, settings, str(objective), engine)
+            write_results(out, trials, settings, str(objective), engine, job.train_args)
 
         trials = run_local(job, dims, base, iterations, seed=seed, keep_weights=keep_weights, on_trial=progress)
     else:
@@ -102,7 +102,7 @@ def tune(
                                cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                                max_concurrent=max_concurrent, search_alg=search_alg, scheduler=scheduler,
                                ray_init=ray_init, seed=seed)
-    result = write_results(out, trials, settings, str(objective), engine)
+    result = write_results(out, trials, settings, str(objective), engine, job.train_args)
     result.loss_names, result.seconds, result.grid = installation.loss_names, time.monotonic() - start, grid
     return result
 

@@ -51,5 +51,5 @@ def cmd_tune(model: str, data: str, space: Union[str, dict], pairs: Optional[str
     print(result.summary())
     if result.config is not None:
         print(f"train with it: pairhook train model={model} data={data} config={result.config} "
-              f"cfg={result.hyperparameters} ...")
+              f"cfg={result.hyperparameters}")
     return 0 if result.best is not None else 1

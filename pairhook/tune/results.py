@@ -2,8 +2,9 @@
 
 * ``best.yaml``: the best trial's pairhook config (regularizers with their options, pairs, every install setting),
   which ``pairhook train config=...`` and ``pairhook.install(model, config=...)`` take;
-* ``best_hyperparameters.yaml``: the best trial's Ultralytics training arguments from the search space, in the form
-  of Ultralytics' tuner's file of that name, which ``cfg=...`` takes (``pairhook train``, ``yolo train``);
+* ``best_hyperparameters.yaml``: the best trial's Ultralytics training arguments, the searched ones and those fixed
+  for every trial (``data`` aside), in the form of Ultralytics' tuner's file of that name, which ``cfg=...`` takes
+  (``pairhook train``, ``yolo train``): with ``config=best.yaml`` it trains what the best trial trained;
 * ``trials.csv``: one row per trial: parameters, the last epoch's metrics, the objective.
 """
 
@@ -104,9 +105,10 @@ def best_of(trials: list[TrialRecord]) -> Optional[TrialRecord]:
     return max(finite, key=lambda t: rank_key(t.objective)) if finite else None
 
 
-def write_results(out: Path, trials: list[TrialRecord], settings: dict[str, Any], fitness: str,
-                  engine: str) -> TuneResult:
-    """Write ``trials.csv``, and for the best trial ``best.yaml`` and ``best_hyperparameters.yaml``, under ``out``."""
+def write_results(out: Path, trials: list[TrialRecord], settings: dict[str, Any], fitness: str, engine: str,
+                  fixed: Optional[dict[str, Any]] = None) -> TuneResult:
+    """Write ``trials.csv``, and for the best trial ``best.yaml`` and ``best_hyperparameters.yaml`` (``fixed``: the
+    training arguments of every trial), under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     result = TuneResult(out, engine, fitness, trials)
     keys = list(dict.fromkeys(k for t in trials for k in t.params))
@@ -128,6 +130,7 @@ def write_results(out: Path, trials: list[TrialRecord], settings: dict[str, Any]
     result.config.write_text(head + "# use: pairhook train config=best.yaml ... (or pairhook.install(model, "
                              "config=...))\n" + yaml.safe_dump(config, sort_keys=False))
     result.hyperparameters = out / HYPERPARAMETERS
+    hyperparameters = {k: v for k, v in {**(fixed or {}), **train}.items() if k != "data"}
     result.hyperparameters.write_text(head + "# use: cfg=best_hyperparameters.yaml (pairhook train, yolo train)\n"
-                                      + yaml.safe_dump(_plain(train), sort_keys=False))
+                                      + yaml.safe_dump(_plain(hyperparameters), sort_keys=False))
     return result
