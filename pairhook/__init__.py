@@ -12,6 +12,7 @@ from pairhook.pairs.discover import DiscoveryResult, discover
 from pairhook.pairs.file import PairsError, load_pair_file
 from pairhook.plugins import get_regularizer, register, registered, registry, unregister
 from pairhook.terms import ActiveRegularizer, RegularizerError
+from pairhook.tune import TuneResult, tune  # noqa: E402 - the function; the subpackage stays in sys.modules
 
 __version__ = "0.1.0"
 
@@ -22,6 +23,7 @@ __all__ = [
     "PairContext",
     "PairsError",
     "RegularizerError",
+    "TuneResult",
     "discover",
     "evaluate",
     "get_regularizer",
@@ -32,6 +34,7 @@ __all__ = [
     "register",
     "registered",
     "registry",
+    "tune",
     "uninstall",
     "unregister",
 ]

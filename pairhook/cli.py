@@ -118,6 +118,7 @@ def _commands() -> dict[str, Command]:
     from pairhook.evaluate import evaluate
     from pairhook.inspection import inspect_batches
     from pairhook.pairs.discover import discover_to_file
+    from pairhook.tune.cli import cmd_tune
 
     def command(run: Callable[..., int], fn: Callable[..., Any], text: str, **kw: Any) -> Command:
         return Command(run, keys_of(fn), text, key_docs(fn), **kw)
@@ -135,6 +136,9 @@ def _commands() -> dict[str, Command]:
                             examples="imgsz=, batch=, split=, conf=, device=, project=, name=, ..."),
         "discover": command(cmd_discover, discover_to_file, "propose a pair file from the labels alone (same "
                             "class/size/column, one vertical shift)"),
+        "tune": command(cmd_tune, cmd_tune, "search yolo train arguments and regularizer options together, pairhook "
+                        "in every trial (local or Ray Tune)", mode="train",
+                        examples="epochs=, imgsz=, batch=, device=, ... (fixed in every trial)"),
     }
 
 
@@ -153,7 +157,9 @@ def usage() -> str:
               "  pairhook discover data=data.yaml out=pairs.json",
               "  pairhook train model=yolov8n.yaml data=data.yaml pairs=pairs.json epochs=50 imgsz=640",
               "  pairhook detect train cfg=run.yaml epochs=3",
-              "  pairhook evaluate model=runs/detect/train/weights/best.pt data=data.yaml pairs=pairs.json", "",
+              "  pairhook evaluate model=runs/detect/train/weights/best.pt data=data.yaml pairs=pairs.json",
+              "  pairhook tune model=yolov8n.yaml data=data.yaml pairs=pairs.json iterations=4 epochs=3 "
+              "space=\"{lr0: [0.001, 0.02], pair_consistency.weight: [0.1, 4.0]}\"", "",
               "Ultralytics runs as 'yolo' runs it (your settings, online or not as it decides); PAIRHOOK_OFFLINE=1",
               "keeps it offline. PAIRHOOK_DEBUG=1 shows tracebacks."]
     return "\n".join(lines)

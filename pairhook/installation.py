@@ -3,7 +3,8 @@
 Only callbacks on the given ``YOLO`` instance are registered; no Ultralytics class or module is patched. The
 callbacks route dataset building through the pair carrier (:mod:`pairhook.pairs`), wrap the criterion
 (:mod:`pairhook.criterion`) with the installation's :class:`~pairhook.terms.Terms`, and run the pair metrics at
-validation (:mod:`pairhook.val_metrics`).
+validation (:mod:`pairhook.val_metrics`). ``model.tune()`` on the instance is routed through
+:mod:`pairhook.tune.builtin`, so that its trials train with the installation too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from pairhook import compat, log, val_metrics, workers
-from pairhook.config import DEFAULTS, UNSET, resolve
+from pairhook.config import CONFIG_KEYS, DEFAULTS, UNSET, resolve
 from pairhook.criterion import PairhookCriterion
 from pairhook.pairs.attach import DatasetBuilder, PairAttacher
 from pairhook.pairs.carrier import PairCarrier
@@ -27,7 +28,8 @@ class Installation:
     #: Marks installations among a trainer's callbacks (see :func:`pairhook.workers.installations_in`).
     pairhook_installation = True
     EVENTS = ("on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_epoch_start", "on_train_batch_start",
-              "on_train_batch_end", "on_train_epoch_end", "on_val_start", "on_fit_epoch_end", "on_train_end")
+              "on_train_batch_end", "on_train_epoch_end", "on_val_start", "on_fit_epoch_end", "on_train_end",
+              "teardown")
 
     def __init__(self, model: Any, active: list[ActiveRegularizer], pairs: Optional[str] = None,
                  match_iou: float = DEFAULTS["match_iou"], strict_pairs: bool = DEFAULTS["strict_pairs"]) -> None:
@@ -58,6 +60,9 @@ class Installation:
         trainer.build_dataset = DatasetBuilder(getattr(build, "inner", build), self.attacher, trainer)
 
     def on_pretrain_routine_end(self, trainer: Any) -> None:
+        problem = compat.drop_broken_ray_callback(trainer)
+        if problem:
+            log.info(f"{problem}; it is left out of this training (it only reports to a Ray Tune session)")
         self._attach_late(trainer)
         log.info(self.summary())
         compat.add_loss_names(trainer, self.loss_names)
@@ -78,6 +83,9 @@ class Installation:
         compat.align_loss_names(trainer, self.loss_names)
 
     def on_train_epoch_end(self, trainer: Any) -> None:
+        if compat.world_size() > 1:  # every rank runs this callback once per epoch: sum the ranks' counts
+            self.terms.reduce_skips(compat.all_reduce_sum, trainer.device)
+            self.terms.reduce_activity(compat.all_reduce_sum, trainer.device)
         if self.terms.activity:
             compat.add_epoch_columns(trainer, self.terms.activity_columns())  # the one host read of the counts
         ema = compat.ema_model(trainer)
@@ -96,6 +104,12 @@ class Installation:
             if model is not None:
                 _unwrap(model)
         val_metrics.on_train_end(trainer)
+
+    def teardown(self, trainer: Any) -> None:
+        """Last event of a training, on every multi-GPU rank (``on_train_end`` runs on rank 0 only): put the
+        criterion, the validator, the trainer's dataset builder and its datasets back."""
+        self.on_train_end(trainer)
+        self._restore_datasets(trainer)
 
     # Plumbing --------------------------------------------------------------------------------------------------
     def _wrap(self, model: Any, training: bool) -> None:
@@ -118,10 +132,30 @@ class Installation:
                 if PairCarrier.attached(dataset):
                     compat.refresh_loader(loader, dataset.collate_fn)
 
+    def _restore_datasets(self, trainer: Any) -> None:
+        if isinstance(trainer.__dict__.get("build_dataset"), DatasetBuilder):
+            del trainer.build_dataset
+        for loader, _ in compat.loaders(trainer):
+            PairCarrier.detach(loader.dataset)
+
     def register_on(self, callbacks: dict[str, list]) -> None:
         """Add this installation's callbacks to a model's or trainer's callback lists."""
         for event in self.EVENTS:
             callbacks.setdefault(event, []).append(getattr(self, event))
+
+    def attach_to(self, model: Any) -> None:
+        """Put this installation (e.g. one unpickled in another process) on ``model``, as ``install()`` would."""
+        self._model = weakref.ref(model)
+        self.register_on(model.callbacks)
+        if not compat.callbacks_reach_workers():
+            compat.route_trainer(model, workers.trainer_for)
+
+    def settings(self) -> dict[str, Any]:
+        """The ``install()`` arguments that rebuild this installation: each key of the config file
+        (:data:`pairhook.config.CONFIG_KEYS`) it holds, regularizers as ``{name: {"weight": w, **options}}``."""
+        out: dict[str, Any] = {"regularizers": {r.name: {"weight": r.weight, **r.options} for r in self.active}}
+        out.update({key: getattr(self, key) for key in CONFIG_KEYS if key != "regularizers" and hasattr(self, key)})
+        return out
 
     def uninstall(self) -> None:
         """Remove the callbacks from the model and restore any criterion, dataset builder and dataset they changed."""
@@ -129,15 +163,14 @@ class Installation:
         if model is not None:
             _remove_callbacks(model, self)
             compat.unroute_trainer(model)
+            from pairhook.tune import builtin
+
+            builtin.unroute(model)
             trainer = getattr(model, "trainer", None)
             if trainer is not None:
-                self.on_train_end(trainer)
+                self.teardown(trainer)
                 compat.remove_loss_names(trainer, self.loss_names)
                 compat.remove_epoch_columns(trainer)
-                if isinstance(trainer.__dict__.get("build_dataset"), DatasetBuilder):
-                    del trainer.build_dataset
-                for loader, _ in compat.loaders(trainer):
-                    PairCarrier.detach(loader.dataset)
 
     def summary(self) -> str:
         """One line: the active regularizers with weights and every option, the pair file, the match per split."""
@@ -221,14 +254,16 @@ def install(
     pairs = opts["pairs"]
     if pairs is not None:
         load_pair_file(pairs)  # fail now, before anything about training starts
+        pairs = Path(pairs).resolve()  # trials and workers may run in another directory
     if getattr(model, "model", None) is not None and hasattr(model.model, "init_criterion"):
         compat.check_task(model.model)
     uninstall(model)
     handle = Installation(model, active, str(pairs) if pairs is not None else None, float(match_iou),
                           opts["strict_pairs"])
-    handle.register_on(model.callbacks)
-    if not compat.callbacks_reach_workers():
-        compat.route_trainer(model, workers.trainer_for)  # so multi-GPU workers can rebuild the installation
+    handle.attach_to(model)  # on releases whose multi-GPU workers get no callbacks, the trainer class hands it over
+    from pairhook.tune import builtin
+
+    builtin.route(model)  # model.tune() trains every trial with the installation
     return handle
 
 
@@ -237,3 +272,6 @@ def uninstall(model: Any) -> None:
     for owner in _remove_callbacks(model):
         owner.uninstall()
     compat.unroute_trainer(model)
+    from pairhook.tune import builtin
+
+    builtin.unroute(model)

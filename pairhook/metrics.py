@@ -23,6 +23,7 @@ An empty denominator gives NaN (never 0, which would read as perfect agreement o
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -87,6 +88,12 @@ class PairMetrics:
         sums = torch.stack([both.sum(), localized.sum(), agree.sum()]).double()
         counts = torch.cat([sums.new_tensor([len(a)]), sums, gap.sum().double()[None]])
         self.counts = counts if self.counts is None else self.counts + counts.to(self.counts.device)
+
+    def reduce(self, reduce: Callable[[torch.Tensor], torch.Tensor], device: torch.device | str) -> None:
+        """Replace the raw counts by ``reduce(counts)``, e.g. their sum over multi-GPU ranks (every rank calls it,
+        with zeros on ``device`` where it saw no pair), so :meth:`compute` gives the metrics of all images."""
+        counts = self.counts if self.counts is not None else torch.zeros(5, dtype=torch.float64, device=device)
+        self.counts = reduce(counts)
 
     def compute(self) -> dict[str, float]:
         """The :data:`KEYS` dict; NaN where nothing was there to measure (see the module docstring)."""

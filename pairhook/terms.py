@@ -184,6 +184,27 @@ class Terms:
             count = self._skips[loss_name] = torch.zeros((), dtype=torch.long, device=device)
         return count
 
+    def reduce_skips(self, reduce: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> None:
+        """Replace this epoch's skip counters by ``reduce`` of them, e.g. their sum over multi-GPU ranks.
+
+        One ``(len(active),)`` long tensor on ``device`` goes through ``reduce`` (one collective); every rank must
+        call it at the same point (``compat.all_reduce_sum`` from a callback every rank runs).
+        """
+        if not self.active:
+            return
+        counters = [self.skip_counter(name, torch.device(device)) for name in self.loss_names]
+        total = reduce(torch.stack(counters))
+        for counter, value in zip(counters, total):
+            counter.copy_(value)
+
+    def reduce_activity(self, reduce: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> None:
+        """Replace this epoch's activity counts by ``reduce`` of them (their sum over multi-GPU ranks), with the same
+        contract as :meth:`reduce_skips`: one collective per pair regularizer, every rank at the same point."""
+        for activity in self.activity.values():
+            counts = activity.counts if activity.counts is not None else torch.zeros(3, dtype=torch.long)
+            total = reduce(torch.cat([counts, counts.new_tensor([int(activity.reported)])]).to(device))
+            activity.counts, activity.reported = total[:3].clone(), bool(total[3] > 0)
+
     def report_skips(self) -> None:
         """Warn, once per epoch and regularizer, how many batches' terms were skipped as non-finite; reset."""
         for reg in self.active:

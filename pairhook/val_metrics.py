@@ -43,6 +43,10 @@ class PairValidation:
             self.metrics.update(gt_boxes, gt_cls, pairs, boxes.to(gt_boxes.device), conf.to(gt_boxes.device),
                                 cls.to(gt_boxes.device))
 
+    def gather(self, device: Any) -> None:
+        """On every multi-GPU rank after its shard of the validation set: sum the pair counts of all ranks."""
+        self.metrics.reduce(compat.all_reduce_sum, device)
+
     def stats(self) -> dict[str, float]:
         self.last = self.metrics.compute()
         self.metrics.reset()
@@ -55,13 +59,18 @@ class PairValidation:
 
 
 def attach(validator: Any, iou: float = IOU, conf: float = CONF) -> PairValidation:
-    """Collect pair metrics in ``validator`` (idempotent: a second call resets and returns the same collector)."""
+    """Collect pair metrics in ``validator`` (idempotent: a second call resets and returns the same collector).
+
+    Called at the start of every validation on every rank, so ranks other than 0, whose stats are never computed,
+    start each validation from zero too.
+    """
     existing = validator.__dict__.get(ATTR)
     if existing is not None:
         existing.metrics.reset()
         return existing
     collector = PairValidation(iou, conf)
-    compat.hook_validator(validator, collector.update, collector.stats, collector.printed)
+    compat.hook_validator(validator, collector.update, collector.stats,
+                          lambda: collector.gather(getattr(validator, "device", None) or "cpu"), collector.printed)
     setattr(validator, ATTR, collector)
     return collector
 

@@ -73,23 +73,37 @@ def installations_in(callbacks: dict[str, list]) -> list[Any]:
     return list(found.values())
 
 
+def write_installations(found: list[Any], prefix: str = "pairhook-workers-") -> str:
+    """Pickle installations to a new temporary file and return its path (``pickle`` errors propagate)."""
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".pkl")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(found, f)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+def read_installations(path: str) -> list[Any]:
+    """The installations pickled in ``path``; a ``RuntimeError`` saying what to do when a regularizer cannot be
+    imported in this process."""
+    with open(path, "rb") as f:
+        try:
+            return pickle.load(f)
+        except (AttributeError, ImportError) as e:
+            raise RuntimeError(f"pairhook: this process cannot load the installed regularizers ({e}); define "
+                               "them in an importable module or register them through an entry point") from e
+
+
 def hand_over(trainer: Any) -> str:
     """Pickle the trainer's pairhook installations for its workers; return the file (also put in ``$ENV``)."""
-    found = installations_in(trainer.callbacks)
-    fd, path = tempfile.mkstemp(prefix="pairhook-workers-", suffix=".pkl")
-    with os.fdopen(fd, "wb") as f:
-        pickle.dump(found, f)
+    path = write_installations(installations_in(trainer.callbacks))
     os.environ[ENV] = path
     return path
 
 
 def adopt(trainer: Any, path: str) -> None:
     """In a worker: register the callbacks of the installations handed over in ``path``."""
-    with open(path, "rb") as f:
-        try:
-            found = pickle.load(f)
-        except (AttributeError, ImportError) as e:
-            raise RuntimeError(f"pairhook: a multi-GPU worker cannot load the installed regularizers ({e}); define "
-                               "them in an importable module or register them through an entry point") from e
-    for installation in found:
+    for installation in read_installations(path):
         installation.register_on(trainer.callbacks)

@@ -1,4 +1,4 @@
-"""Test session set-up: Ultralytics fully offline, before anything imports it, and proven so.
+"""Test session set-up: Ultralytics (and Ray) fully offline, before anything imports them, and proven so.
 
 Every connection this process opens to anything but the loopback address is refused and recorded; a session that
 tried one fails, so "the tests never touch the network" is checked on every run and every Ultralytics release.
@@ -6,11 +6,14 @@ tried one fails, so "the tests never touch the network" is checked on every run 
 
 import ipaddress
 import logging
+import os
 import re
 import socket
 import tempfile
 
 from pairhook.offline import setup_offline
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray (the tuning tests) reports nothing anywhere
 
 setup_offline(tempfile.mkdtemp(prefix="pairhook-test-yolo-"))
 
@@ -75,6 +78,13 @@ def records():
 def dataset(tmp_path_factory):
     """A small paired-defect dataset (non-square images, 3 classes, pairs.json in the users' format)."""
     return make_dataset(tmp_path_factory.mktemp("data"), n_train=16, n_val=4, seed=0)
+
+
+def pytest_sessionstart(session):
+    import importlib.util
+
+    if os.environ.get("PAIRHOOK_REQUIRE_TUNE") and importlib.util.find_spec("ray") is None:
+        pytest.exit('PAIRHOOK_REQUIRE_TUNE is set but Ray is not installed: pip install -e ".[test,tune]"', 1)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -9,6 +9,8 @@ worker path that the release uses.
 from __future__ import annotations
 
 import csv
+import importlib
+import inspect
 import math
 import os
 import shutil
@@ -218,6 +220,67 @@ def test_multi_gpu_worker_trains_with_the_term(dataset, tmp_path, monkeypatch):
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     (row,) = read_csv(tmp_path / "run")
     assert row["train/skl_loss"] > 0 and math.isfinite(row["train/pair_loss"])
+
+
+def trial_rows(root: Path, monkeypatch) -> list[dict[str, float]]:
+    """Record the last results.csv row of every ``model.tune()`` trial as it finishes (the tuner deletes the runs
+    of all trials but the best): the list fills while the tuner runs."""
+    rows: list[dict[str, float]] = []
+    run = compat.TrialSubprocess.run
+
+    def record(self, cmd, *args, **kwargs):
+        out = run(self, cmd, *args, **kwargs)
+        if compat.tuner.training_args(cmd) is not None:
+            rows.append(read_csv(max(root.rglob("results.csv"), key=os.path.getmtime).parent)[-1])
+        return out
+
+    monkeypatch.setattr(compat.TrialSubprocess, "run", record)
+    return rows
+
+
+@pytest.mark.slow
+def test_model_tune_trains_every_trial_with_the_term(dataset, tmp_path, monkeypatch):
+    """Ultralytics' tuner runs every trial as a ``yolo train`` process; with pairhook installed, each trial trains with
+    the installation (its terms in the trial's results.csv, the pair metrics measured)."""
+    rows = trial_rows(tmp_path, monkeypatch)
+    model = YOLO("yolov8n.yaml")
+    pairhook.install(model, pairs=dataset.pairs_json, regularizers={"pair_consistency": {"tau_high": 0.3},
+                                                                   "symmetric_kl": {"weight": 1000.0}})
+    model.tune(data=str(dataset.data_yaml), iterations=2, project=str(tmp_path), val=True, **TRAIN)
+    assert len(rows) == 2, "not every trial ran through pairhook's trial process"
+    for row in rows:
+        assert row["train/skl_loss"] > 0 and math.isfinite(row["train/pair_loss"]), row
+        assert row["pairs/n"] > 0 and "val/skl_loss" in row
+
+
+@pytest.mark.slow
+def test_model_tune_with_ray_trains_every_trial_with_the_term(dataset, tmp_path):
+    """``model.tune(use_ray=True)``: each Ray trial re-applies the installation after Ultralytics resets the
+    callbacks, and every epoch's report carries the training term and the pair metrics; a release whose Ray
+    integration cannot run with the installed Ray is refused before any trial, saying what to use instead."""
+    ray = pytest.importorskip("ray")
+    tune = pytest.importorskip("ray.tune")
+    model = YOLO("yolov8n.yaml")
+    pairhook.install(model, pairs=dataset.pairs_json, regularizers={"symmetric_kl": {"weight": 1000.0}})
+    args = dict(data=str(dataset.data_yaml), iterations=2, project=str(tmp_path), grace_period=1,
+                space={"lr0": tune.uniform(1e-3, 1e-2)}, **TRAIN)
+    if "search_alg" in inspect.signature(importlib.import_module("ultralytics.utils.tuner").run_ray_tune).parameters:
+        args["search_alg"] = "random"  # the default, optuna, is an extra of Ultralytics' own
+    if compat.run_ray_tune_problem():
+        with pytest.raises(RuntimeError, match=r"use_ray=True\) cannot train .* pairhook.tune\(model, engine='ray'"):
+            model.tune(use_ray=True, **args)
+        assert not list(tmp_path.rglob("results.csv"))
+        return
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        grid = model.tune(use_ray=True, **args)
+    finally:
+        ray.shutdown()
+    assert len(grid) == 2
+    for result in grid:
+        assert result.error is None, result.error
+        epochs = result.metrics_dataframe
+        assert (epochs["train/skl_loss"] > 0).all() and (epochs["pairs/n"] > 0).all(), epochs.to_dict()
 
 
 @pytest.mark.parametrize("version", ["8.0.239", "8.1.46", "8.5.0", "9.0.0"])

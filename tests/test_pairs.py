@@ -12,6 +12,8 @@ import torch
 from ultralytics import YOLO
 
 import pairhook
+from pairhook import compat
+from pairhook.criterion import PairhookCriterion
 from pairhook.pairs import PairsError, load_pair_file, match_dataset, pairs_from_tags
 
 
@@ -251,9 +253,35 @@ def test_pairs_from_data_yaml_or_config(dataset, tmp_path, route):
     assert counter.pairs > 0
 
 
-def test_uninstall_restores_trainer_and_datasets(dataset, tmp_path):
+def test_training_ends_with_trainer_and_datasets_restored(dataset, tmp_path):
+    """``teardown`` (which every multi-GPU rank runs, unlike ``on_train_end``) puts the trainer's dataset builder,
+    its datasets and the criterion back; the callbacks stay for the next ``train()``."""
     model = YOLO("yolov8n.yaml")
     handle = pairhook.install(model, pairs=dataset.pairs_json)
+    during = {}
+
+    def look(trainer):
+        during.update(builder="build_dataset" in vars(trainer),
+                      carrier="collate_fn" in vars(trainer.train_loader.dataset))
+
+    model.add_callback("on_train_epoch_end", look)
+    model.train(data=str(dataset.data_yaml), project=str(tmp_path), name="run", epochs=1, imgsz=64, batch=8,
+                workers=0, plots=False, verbose=False)
+    trainer = model.trainer
+    assert during == {"builder": True, "carrier": True}
+    assert "build_dataset" not in vars(trainer)
+    for loader in (trainer.train_loader, trainer.test_loader):
+        assert "collate_fn" not in vars(loader.dataset) and "get_image_and_label" not in vars(loader.dataset)
+    assert not isinstance(compat.unwrap(trainer.model).criterion, PairhookCriterion)
+    assert handle.teardown in model.callbacks["teardown"]
+
+
+def test_uninstall_restores_trainer_and_datasets(dataset, tmp_path):
+    """A training that ended without ``teardown`` (interrupted on releases that skip it then) is restored by
+    ``uninstall()``."""
+    model = YOLO("yolov8n.yaml")
+    handle = pairhook.install(model, pairs=dataset.pairs_json)
+    model.callbacks["teardown"].remove(handle.teardown)
     model.train(data=str(dataset.data_yaml), project=str(tmp_path), name="run", epochs=1, imgsz=64, batch=8,
                 workers=0, plots=False, verbose=False)
     trainer = model.trainer

@@ -18,6 +18,7 @@ from pairhook.compat.cli import (
     smart_value,
     tasks,
 )
+from pairhook.compat.distributed import all_reduce_sum, world_size
 from pairhook.compat.labels import collapses_classes, label_file_of, label_row_map, row_mapper
 from pairhook.compat.launch import (
     TrainerRoute,
@@ -54,6 +55,20 @@ from pairhook.compat.training import (
     shared_scores,
     unwrap,
 )
+from pairhook.compat.tuner import (
+    TRIAL_MODULES,
+    TrialSubprocess,
+    drop_broken_ray_callback,
+    drop_ray_callback,
+    ignored_arguments,
+    int_keys,
+    ray_callback_problem,
+    redirect_trials,
+    run_ray_tune_problem,
+    train_defaults,
+    training_args,
+    trial_train_args,
+)
 from pairhook.compat.validation import (
     add_metric_keys,
     default_validator,
@@ -66,13 +81,15 @@ from pairhook.compat.validation import (
 )
 
 __all__ = [
-    "BARE_FLAGS", "MAX_MAJOR_MINOR", "MIN_VERSION", "OFFLINE_VALUE", "SUPPORTED", "TrainerRoute",
-    "add_epoch_columns", "add_loss_names", "add_metric_keys", "add_terms", "align_loss_names", "assigner_slots",
-    "callbacks_reach_workers", "cfg_defaults", "check_supported", "check_task", "check_values", "class_logits",
-    "collapses_classes", "criterion_of", "default_validator", "detections", "ema_model", "font_dirs",
-    "hook_validator", "label_file_of", "label_row_map", "launches_workers", "loaders", "local_fonts",
-    "merge_equals", "modes", "num_classes", "print_default_cfg", "read_cfg_file", "refresh_loader",
-    "remove_epoch_columns", "remove_loss_names", "route_trainer", "row_mapper", "settings_command", "shared_scores",
-    "smart_value", "tasks", "ultralytics_version", "unhook_validator", "unroute_trainer", "unwrap",
-    "val_predictions", "val_results", "val_targets",
+    "BARE_FLAGS", "MAX_MAJOR_MINOR", "MIN_VERSION", "OFFLINE_VALUE", "SUPPORTED", "TRIAL_MODULES", "TrainerRoute",
+    "TrialSubprocess", "add_epoch_columns", "add_loss_names", "add_metric_keys", "add_terms", "align_loss_names",
+    "all_reduce_sum", "assigner_slots", "callbacks_reach_workers", "cfg_defaults", "check_supported", "check_task",
+    "check_values", "class_logits", "collapses_classes", "criterion_of", "default_validator", "detections",
+    "drop_broken_ray_callback", "drop_ray_callback", "ema_model", "font_dirs", "hook_validator",
+    "ignored_arguments", "int_keys", "label_file_of", "label_row_map", "launches_workers", "loaders", "local_fonts",
+    "merge_equals", "modes", "num_classes", "print_default_cfg", "ray_callback_problem", "read_cfg_file",
+    "redirect_trials", "refresh_loader", "remove_epoch_columns", "remove_loss_names", "route_trainer", "row_mapper",
+    "run_ray_tune_problem", "settings_command", "shared_scores", "smart_value", "tasks", "train_defaults",
+    "training_args", "trial_train_args", "ultralytics_version", "unhook_validator", "unroute_trainer", "unwrap",
+    "val_predictions", "val_results", "val_targets", "world_size",
 ]

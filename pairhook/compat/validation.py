@@ -52,12 +52,15 @@ def val_targets(batch: dict[str, Any], si: int) -> tuple[torch.Tensor, torch.Ten
     return xyxy, batch["cls"][idx].view(-1), rotated
 
 
-def hook_validator(validator: Any, on_update: Any, on_stats: Any, on_printed: Any = None) -> None:
+def hook_validator(validator: Any, on_update: Any, on_stats: Any, on_gather: Any = None,
+                   on_printed: Any = None) -> None:
     """Have ``validator`` call ``on_update(preds, batch)`` after NMS, merge ``on_stats()`` into its stats dict and
     call ``on_printed()`` once it has printed its results table (so a line logged there comes after the table).
 
-    Sets instance attributes over ``update_metrics``, ``get_stats`` and ``print_results`` (the class is untouched);
-    ``unhook_validator`` removes them.
+    Releases that validate in a distributed way (each multi-GPU rank a shard of the validation set, 8.3.x on) call
+    ``gather_stats()`` on every rank before rank 0 computes the stats; there ``on_gather()`` runs right after it, so
+    per-rank counts can be summed first. Sets instance attributes over ``update_metrics``, ``get_stats``,
+    ``print_results`` and ``gather_stats`` (the class is untouched); ``unhook_validator`` removes them.
     """
     update, stats, print_results = validator.update_metrics, validator.get_stats, validator.print_results
 
@@ -76,10 +79,18 @@ def hook_validator(validator: Any, on_update: Any, on_stats: Any, on_printed: An
         return {**stats(), **on_stats()}
 
     validator.update_metrics, validator.get_stats = update_metrics, get_stats
+    gather = getattr(validator, "gather_stats", None)
+    if on_gather is not None and gather is not None:
+
+        def gather_stats() -> None:
+            gather()
+            on_gather()
+
+        validator.gather_stats = gather_stats
 
 
 def unhook_validator(validator: Any) -> None:
-    for name in ("update_metrics", "get_stats", "print_results"):
+    for name in ("update_metrics", "get_stats", "print_results", "gather_stats"):
         validator.__dict__.pop(name, None)
 
 
