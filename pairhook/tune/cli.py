@@ -37,7 +37,28 @@ def cmd_tune(model: str, data: str, space: Union[str, dict], pairs: Optional[str
              search_seed: int = 0, address: Optional[str] = None, grace_period: int = 10,
              cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, max_concurrent: int = 0,
              **train_kwargs: Any) -> int:
-    """Search training arguments and regularizer options (``space``), every trial with pairhook installed."""
+    """Search training arguments and regularizer options (``space``), every trial with pairhook installed.
+
+    Args:
+        model: the model of every trial: a model YAML (from scratch) or weights.
+        data: the data YAML.
+        space: the search space, inline YAML or a YAML file: {key: [low, high], key: {choice: [...]}, key: value};
+            keys are yolo train arguments (lr0) or regularizer options (pair_consistency.weight).
+        pairs: the pair file; None uses the data YAML's pairs: key.
+        regularizers: the regularizers every trial installs (a name, comma-separated names, a list or a mapping);
+            unset: the config's, else pair_consistency.
+        config: a pairhook config YAML (regularizers, pairs, match_iou, strict_pairs).
+        engine: local (Ultralytics' tuner's evolution, in this process) or ray (Ray Tune).
+        iterations: number of trials.
+        fitness: what to maximise on each trial's last epoch: fitness (Ultralytics'), a metric such as
+            pairs/both_detected, or a weighted sum such as "fitness + 0.5*pairs/both_detected".
+        out: directory of the search (default runs/tune, numbered if it exists).
+        search_seed: seed of the search itself (the trials' training seed is seed=).
+        address: Ray engine: the Ray cluster to join (default: a local Ray).
+        grace_period: Ray engine: epochs before ASHA may stop a trial.
+        cpus_per_trial, gpus_per_trial: Ray engine: resources of each trial.
+        max_concurrent: Ray engine: trials at once (0: as many as the resources allow).
+    """
     from ultralytics import YOLO
 
     from pairhook.installation import install
