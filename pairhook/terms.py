@@ -54,10 +54,17 @@ class ActiveRegularizer:
         base = self.loss_name.removesuffix("_loss")
         return f"train/{base}_reached", f"train/{base}_acted"
 
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The options of ``fn`` that have defaults, with them (read from ``fn`` itself: an installation handed to
+        another process has no registry there)."""
+        params = list(inspect.signature(self.fn).parameters.values())[1:]
+        return {p.name: p.default for p in params if p.default is not p.empty
+                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
     def describe(self) -> str:
         """``name(weight=1, tau_high=0.5, ...)``: the term as installed, every option shown with its value."""
-        options = {**{k: v for k, v in plugins.registry()[self.name].options.items()
-                      if v is not inspect.Parameter.empty}, **self.options}
+        options = {**self.defaults, **self.options}
         return f"{self.name}(weight={self.weight:g}{''.join(f', {k}={v!r}' for k, v in options.items())})"
 
     def __call__(self, ctx: PairContext) -> torch.Tensor:
@@ -243,7 +250,7 @@ class Terms:
         if reached == 0:
             why = "no pair reached it: no member of any pair had an anchor assigned to it"
         elif reg.gate:
-            value = reg.options.get(reg.gate, plugins.registry()[reg.name].options.get(reg.gate))
+            value = reg.options.get(reg.gate, reg.defaults.get(reg.gate))
             why = (f"{reached:.0%} of the pairs reached it, but its option {reg.gate}={value!r} gates it (e.g. no "
                    f"teacher that confident yet): lower {reg.gate}, or expect it to start later in training")
         else:

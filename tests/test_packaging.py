@@ -18,6 +18,7 @@ README = (ROOT / "README.md").read_text()
 DISTRIBUTIONS = {"cv2": "opencv-python", "yaml": "pyyaml", "numpy": "numpy", "torch": "torch",
                  "torchvision": "torchvision", "matplotlib": "matplotlib", "pluggy": "pluggy",
                  "ultralytics": "ultralytics"}
+OPTIONAL = {"ray": "tune"}  # module -> the extra that brings it (pairhook.tune's Ray engine)
 
 
 def requirements() -> dict[str, str]:
@@ -54,6 +55,10 @@ def test_every_direct_import_is_declared_and_torch_is_not_capped():
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
             imported.update(n.split(".")[0] for n in names)
     third_party = imported - set(sys.stdlib_module_names) - {"pairhook", "__future__"}
+    for module, extra in OPTIONAL.items():  # imported only where the extra is needed: declared there
+        if module in third_party:
+            assert any(r.startswith(module) for r in PROJECT["optional-dependencies"][extra]), (module, extra)
+            third_party.discard(module)
     assert third_party <= set(DISTRIBUTIONS), f"imports of unknown distributions: {third_party - set(DISTRIBUTIONS)}"
     declared = requirements()
     missing = {DISTRIBUTIONS[m] for m in third_party} - set(declared)
