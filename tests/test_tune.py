@@ -308,3 +308,19 @@ def test_cli_tune_then_train_with_its_config(dataset, tmp_path, capsys):
                "plots=False", f"project={tmp_path}", "name=best"])
     row = last_results(tmp_path / "best")
     assert rc == 0 and row["train/skl_loss"] >= 0 and row["pairs/n"] > 0 and "train/pair_loss" in row
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_a_fitness_no_epoch_reports_stops_the_search(dataset, tmp_path, engine):
+    """A fitness naming a metric the trials do not report fails the search (local: at the first trial; Ray: every
+    trial errors), with the metrics the epochs do report, instead of ranking trials on nothing."""
+    if engine == "ray":
+        pytest.importorskip("ray.tune")
+    model = YOLO("yolov8n.yaml")
+    pairhook.install(model, pairs=dataset.pairs_json, regularizers=TERMS)
+    ray = {"ray_init": {"num_cpus": 2, "_node_ip_address": "127.0.0.1", "log_to_driver": False}} if engine == "ray" \
+        else {}
+    with pytest.raises(RuntimeError, match=r"(?s)(trial 1 failed|every Ray trial failed).*val/no_such_loss"):
+        pairhook.tune(model, data=dataset.data_yaml, space={"pair_consistency.weight": (0.5, 2.0)}, engine=engine,
+                      iterations=2, epochs=1, out=tmp_path / "tune", fitness="val/no_such_loss", **TRAIN, **ray)

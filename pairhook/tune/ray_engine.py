@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
+from pairhook import log
 from pairhook.tune import space
 from pairhook.tune.builtin import importable_env
 from pairhook.tune.results import TrialRecord
@@ -76,4 +77,9 @@ def run_ray(job: TrialJob, dims: list[space.Dim], base: dict[str, Any], iteratio
         status = "error" if result.error else "stopped" if metrics.get("epoch", 0) < epochs else "done"
         run_dir = str(Path(job.project) / result.metrics.get("trial_id", "")) if result.metrics else ""
         trials.append(TrialRecord(i, params, metrics, run_dir, status))
+        if result.error:
+            log.warning(f"tune: Ray trial {i} failed: {result.error}")
+    errors = [r.error for r in grid if r.error]
+    if errors and len(errors) == len(trials):
+        raise RuntimeError(f"pairhook tune: every Ray trial failed; the first: {errors[0]}") from errors[0]
     return trials, grid
