@@ -271,11 +271,16 @@ def test_model_tune_with_ray_trains_every_trial_with_the_term(dataset, tmp_path)
             model.tune(use_ray=True, **args)
         assert not list(tmp_path.rglob("results.csv"))
         return
+    from ultralytics.utils import SETTINGS
+
+    raytune = SETTINGS["raytune"]
+    SETTINGS.update({"raytune": True})  # Ultralytics' own Ray callback reports each epoch (conftest turns it off)
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     try:
         grid = model.tune(use_ray=True, **args)
     finally:
         ray.shutdown()
+        SETTINGS.update({"raytune": raytune})
     assert len(grid) == 2
     for result in grid:
         assert result.error is None, result.error

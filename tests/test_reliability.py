@@ -567,9 +567,9 @@ def test_no_code_path_evaluates_or_imports_from_data():
     """Config through yaml.safe_load only; nothing eval'd, exec'd or unpickled; imports only of pairhook's own plugins
     and entry points (which PAIRHOOK_DISABLE_ENTRYPOINTS turns off: tests/test_plugins.py)."""
     forbidden = re.compile(r"\byaml\.(load|unsafe_load|full_load)\(|\beval\(|\bexec\(|\bpickle\.loads?\(|__import__\(")
-    # The one exception: a multi-GPU worker unpickles the file its own launching process wrote (mkstemp) and named
-    # in its environment, and imports the Ultralytics trainer module named by the launch script. Neither comes from
-    # a data or config file.
+    # The one exception: a multi-GPU worker (or a model.tune() trial process) unpickles the file its own launching
+    # process wrote (mkstemp) and named in its environment or command line, and a worker imports the Ultralytics
+    # trainer module named by the launch script. Neither comes from a data or config file.
     allowed = {("workers.py", "pickle.load("), ("workers.py", "module")}
     for src in (Path(pairhook.__file__).parent).rglob("*.py"):
         text = src.read_text()

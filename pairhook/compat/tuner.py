@@ -14,7 +14,6 @@ for the duration of one call, run a given command instead of each training comma
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import subprocess
 import types
@@ -64,11 +63,12 @@ def redirect_trials(launch: Callable[[list[str]], list[str]], env: dict[str, str
 
     Raises ``RuntimeError`` (before any trial) if no tuner module of this release runs trials through ``subprocess``.
     """
+    from ultralytics.engine import trainer, tuner
+
     shim = TrialSubprocess(launch, env)
     patched = []
     try:
-        for name in TRIAL_MODULES:
-            module = importlib.import_module(name)
+        for module in (tuner, trainer):  # TRIAL_MODULES
             if getattr(module, "subprocess", None) is subprocess:
                 module.subprocess = shim
                 patched.append(module)

@@ -27,7 +27,7 @@ def tune(
     iterations: int = 10,
     fitness: FitnessSpec = "fitness",
     out: Optional[Union[str, Path]] = None,
-    seed: int = 0,
+    search_seed: int = 0,
     keep_weights: bool = False,
     address: Optional[str] = None,
     grace_period: int = 10,
@@ -52,7 +52,7 @@ def tune(
         fitness: what to maximise: ``"fitness"`` (Ultralytics'), a metric such as ``"pairs/both_detected"``, or a
             weighted sum (:mod:`pairhook.tune.fitness`), on the last epoch of each trial.
         out: directory for the trials and results (default ``runs/tune``, numbered if it exists).
-        seed: seed of the search (the trials' training seed is Ultralytics' ``seed`` argument).
+        search_seed: seed of the search (``seed=`` is Ultralytics' training seed, like every training argument).
         keep_weights: local engine: keep every trial's weights (default: only the best trial's).
         address, grace_period, cpus_per_trial, gpus_per_trial, max_concurrent, search_alg, scheduler, ray_init:
             Ray engine options (:func:`pairhook.tune.ray_engine.run_ray`).
@@ -94,14 +94,14 @@ def tune(
         def progress(trials: list[TrialRecord]) -> None:
             write_results(out, trials, settings, str(objective), engine, job.train_args)
 
-        trials = run_local(job, dims, base, iterations, seed=seed, keep_weights=keep_weights, on_trial=progress)
+        trials = run_local(job, dims, base, iterations, seed=search_seed, keep_weights=keep_weights, on_trial=progress)
     else:
         from pairhook.tune.ray_engine import run_ray
 
         trials, grid = run_ray(job, dims, base, iterations, address=address, grace_period=grace_period,
                                cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                                max_concurrent=max_concurrent, search_alg=search_alg, scheduler=scheduler,
-                               ray_init=ray_init, seed=seed)
+                               ray_init=ray_init, seed=search_seed)
     result = write_results(out, trials, settings, str(objective), engine, job.train_args)
     result.loss_names, result.seconds, result.grid = installation.loss_names, time.monotonic() - start, grid
     return result

@@ -67,8 +67,9 @@ def cmd_tune(model: str, data: str, space: Union[str, dict], pairs: Optional[str
     yolo = YOLO(model)
     install(yolo, pairs=pairs, regularizers=regularizers, config=config)
     result = tune(yolo, data=data, space=read_space(space), engine=engine, iterations=iterations, fitness=fitness,
-                  out=out, seed=search_seed, address=address, grace_period=grace_period, cpus_per_trial=cpus_per_trial,
-                  gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent or None, **train_kwargs)
+                  out=out, search_seed=search_seed, address=address, grace_period=grace_period,
+                  cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                  max_concurrent=max_concurrent or None, **train_kwargs)
     print(result.summary())
     if result.config is not None:
         print(f"train with it: pairhook train model={model} data={data} config={result.config} "
