@@ -266,20 +266,23 @@ def test_model_tune_with_ray_trains_every_trial_with_the_term(dataset, tmp_path)
                 space={"lr0": tune.uniform(1e-3, 1e-2)}, **TRAIN)
     if "search_alg" in inspect.signature(importlib.import_module("ultralytics.utils.tuner").run_ray_tune).parameters:
         args["search_alg"] = "random"  # the default, optuna, is an extra of Ultralytics' own
-    if compat.run_ray_tune_problem():
-        with pytest.raises(RuntimeError, match=r"use_ray=True\) cannot train .* pairhook.tune\(model, engine='ray'"):
-            model.tune(use_ray=True, **args)
-        assert not list(tmp_path.rglob("results.csv"))
-        return
     from ultralytics.utils import SETTINGS
 
     raytune = SETTINGS["raytune"]
-    SETTINGS.update({"raytune": True})  # Ultralytics' own Ray callback reports each epoch (conftest turns it off)
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    SETTINGS.update({"raytune": True})  # Ultralytics' own Ray callback, as a user has it (conftest turns it off)
     try:
-        grid = model.tune(use_ray=True, **args)
+        if compat.run_ray_tune_problem():
+            refused = r"use_ray=True\) cannot train .* pairhook.tune\(model, engine='ray'"
+            with pytest.raises(RuntimeError, match=refused):
+                model.tune(use_ray=True, **args)
+            assert not list(tmp_path.rglob("results.csv"))
+            return
+        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+        try:
+            grid = model.tune(use_ray=True, **args)
+        finally:
+            ray.shutdown()
     finally:
-        ray.shutdown()
         SETTINGS.update({"raytune": raytune})
     assert len(grid) == 2
     for result in grid:
