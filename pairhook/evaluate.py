@@ -42,7 +42,8 @@ def evaluate(model: Any, data: Union[str, Path], pairs: Optional[Union[str, Path
 
     Returns:
         ``{results.csv column: value}`` of the validation (``metrics/mAP50(B)``, ``metrics/mAP50-95(B)``, ...) and
-        ``pairs/both_detected``, ``pairs/class_agree``, ``pairs/conf_gap``, ``pairs/n`` (see :mod:`pairhook.metrics`).
+        the ``pairs/*`` metrics (:data:`pairhook.metrics.KEYS`: ``pairs/both_detected``, ``pairs/one_detected``,
+        ``pairs/recall_upper``, ``pairs/recall_lower``, ``pairs/class_agree``, ``pairs/conf_gap``, ``pairs/n``).
 
     Raises:
         ValueError: no pair file given or named by the data YAML; PairsError: a malformed pair file.

@@ -13,6 +13,12 @@ each GT member ``g`` of a pair (box ``B_g``, class ``c_g``):
 Over the GT pairs seen (``pairs/n``):
 
 * ``pairs/both_detected``: fraction of pairs whose two members are both detected;
+* ``pairs/one_detected``: fraction of pairs with exactly one member detected: the inconsistent pairs, one view found
+  and the other missed (``both_detected + one_detected`` is the fraction of pairs found at least once);
+* ``pairs/recall_upper``, ``pairs/recall_lower``: among the *vertically shifted* pairs (members' centres further
+  apart vertically than horizontally), the fraction whose upper member, and whose lower member, is detected. Upper
+  and lower are told by the GT boxes' y centres (:func:`view_members`), never by the order of the members in the
+  pair file; pairs shifted mainly sideways are left out of both;
 * ``pairs/class_agree``: among pairs whose two members are both localized, the fraction whose localizations have
   the same class (a pair found only on one view says nothing about agreement and is left out);
 * ``pairs/conf_gap``: mean ``|conf_a - conf_b|`` of the two members' detections, over pairs with both detected.
@@ -27,7 +33,8 @@ from typing import Callable
 
 import torch
 
-KEYS = ("pairs/both_detected", "pairs/class_agree", "pairs/conf_gap", "pairs/n")
+KEYS = ("pairs/both_detected", "pairs/one_detected", "pairs/recall_upper", "pairs/recall_lower", "pairs/class_agree",
+        "pairs/conf_gap", "pairs/n")
 IOU = 0.5
 CONF = 0.25
 
@@ -60,6 +67,23 @@ def member_detections(gt_boxes: torch.Tensor, gt_cls: torch.Tensor, boxes: torch
     return det_conf, loc_cls, loc_conf
 
 
+def view_members(gt_boxes: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Which member of each pair is the upper view and which the lower, by the GT boxes' y centres.
+
+    Args:
+        gt_boxes: ``(G, 4)`` xyxy, image coordinates (y grows downwards); ``pairs``: ``(P, 2)`` GT indices.
+
+    Returns:
+        ``upper (P,)``, ``lower (P,)`` GT indices, and ``vertical (P,)`` bool: the members' centres are further apart
+        vertically than horizontally (only then do upper and lower mean a view). Equal y centres keep member order.
+    """
+    centre = (gt_boxes[:, :2] + gt_boxes[:, 2:]) / 2
+    a, b = pairs[:, 0].long(), pairs[:, 1].long()
+    d = centre[b] - centre[a]  # (P, 2): member b relative to member a
+    b_upper = d[:, 1] < 0
+    return torch.where(b_upper, b, a), torch.where(b_upper, a, b), d[:, 1].abs() > d[:, 0].abs()
+
+
 class PairMetrics:
     """Accumulates pair-consistency counts over images; :meth:`compute` gives the :data:`KEYS` dict.
 
@@ -71,7 +95,8 @@ class PairMetrics:
         self.reset()
 
     def reset(self) -> None:
-        # pairs, both detected, both localized, class agree, sum of conf gaps
+        # pairs, both detected, both localized, class agree, sum of conf gaps, exactly one detected,
+        # vertically shifted pairs, their upper members detected, their lower members detected
         self.counts: torch.Tensor | None = None
 
     def update(self, gt_boxes: torch.Tensor, gt_cls: torch.Tensor, pairs: torch.Tensor, boxes: torch.Tensor,
@@ -80,13 +105,16 @@ class PairMetrics:
         if pairs.shape[0] == 0:
             return
         det, loc_cls, _ = member_detections(gt_boxes, gt_cls, boxes, conf, cls, self.iou, self.conf)
+        found = det > -math.inf  # (G,)
         a, b = pairs[:, 0].long(), pairs[:, 1].long()
-        both = (det[a] > -math.inf) & (det[b] > -math.inf)
+        both = found[a] & found[b]
         localized = (loc_cls[a] >= 0) & (loc_cls[b] >= 0)
         agree = localized & (loc_cls[a] == loc_cls[b])
         gap = torch.where(both, (det[a] - det[b]).abs(), 0.0)
-        sums = torch.stack([both.sum(), localized.sum(), agree.sum()]).double()
-        counts = torch.cat([sums.new_tensor([len(a)]), sums, gap.sum().double()[None]])
+        upper, lower, vertical = view_members(gt_boxes, pairs)
+        parts = (both, localized, agree, gap, found[a] ^ found[b], vertical, found[upper] & vertical,
+                 found[lower] & vertical)
+        counts = torch.stack([gap.new_tensor(len(a), dtype=torch.float64), *(x.sum().double() for x in parts)])
         self.counts = counts if self.counts is None else self.counts + counts.to(self.counts.device)
 
     def reduce(self, reduce: Callable[[torch.Tensor], torch.Tensor], device: torch.device | str) -> None:
@@ -97,12 +125,14 @@ class PairMetrics:
 
     def compute(self) -> dict[str, float]:
         """The :data:`KEYS` dict; NaN where nothing was there to measure (see the module docstring)."""
-        n, both, localized, agree, gap = (self.counts.tolist() if self.counts is not None else [0.0] * 5)
+        n, both, localized, agree, gap, one, vertical, upper, lower = (
+            self.counts.tolist() if self.counts is not None else [0.0] * 9)
 
         def ratio(num: float, den: float) -> float:
             return num / den if den else math.nan
 
-        return dict(zip(KEYS, (ratio(both, n), ratio(agree, localized), ratio(gap, both), float(n))))
+        return dict(zip(KEYS, (ratio(both, n), ratio(one, n), ratio(upper, vertical), ratio(lower, vertical),
+                               ratio(agree, localized), ratio(gap, both), float(n))))
 
 
 def pair_metrics(images: list[dict[str, torch.Tensor]], iou: float = IOU, conf: float = CONF) -> dict[str, float]:
@@ -114,6 +144,9 @@ def pair_metrics(images: list[dict[str, torch.Tensor]], iou: float = IOU, conf: 
 
 
 def format_metrics(m: dict[str, float]) -> str:
-    """One log line: ``both detected 0.750, class agree 1.000, conf gap 0.120 over 4 pairs``."""
-    return (f"both detected {m['pairs/both_detected']:.3f}, class agree {m['pairs/class_agree']:.3f}, "
-            f"conf gap {m['pairs/conf_gap']:.3f} over {int(m['pairs/n'])} pairs")
+    """One log line: ``both detected 0.750, one detected 0.250, recall upper 1.000 lower 0.750, class agree 1.000,
+    conf gap 0.120 over 4 pairs``."""
+    return (f"both detected {m['pairs/both_detected']:.3f}, one detected {m['pairs/one_detected']:.3f}, "
+            f"recall upper {m['pairs/recall_upper']:.3f} lower {m['pairs/recall_lower']:.3f}, "
+            f"class agree {m['pairs/class_agree']:.3f}, conf gap {m['pairs/conf_gap']:.3f} over {int(m['pairs/n'])} "
+            "pairs")

@@ -3,7 +3,8 @@
 When pairhook is installed and the validation dataset carries pairs (the pair carrier is attached to every dataset
 the trainer builds), each validation feeds its post-NMS predictions and the batch's pair rows to
 :class:`pairhook.metrics.PairMetrics`. The result is logged, merged into the validator's stats (so it lands in
-``results.csv`` and every logger Ultralytics feeds, as ``pairs/*`` columns), and plotted per epoch to ``pairs.png``.
+``results.csv`` and every logger Ultralytics feeds, as ``pairs/*`` columns), and plotted per epoch to ``pairs.png``
+(one panel per metric, the upper and lower view's recall on one axis).
 An installation runs the functions of :data:`callbacks` inside its own callbacks (like an Ultralytics integration's
 ``callbacks`` dict); :func:`pairhook.evaluate` attaches a collector to its validator directly.
 """
@@ -127,23 +128,38 @@ def plot_pairs(csv_path: str | Path, out: str | Path | None = None) -> Path:
     return out
 
 
+#: ``pairs.png``: one panel per entry, ``(title, ((column, line label), ...))``; the per-view recalls share an axis.
+PANELS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("pairs/both_detected", (("pairs/both_detected", ""),)),
+    ("pairs/one_detected", (("pairs/one_detected", ""),)),
+    ("recall per view", (("pairs/recall_upper", "upper"), ("pairs/recall_lower", "lower"))),
+    ("pairs/class_agree", (("pairs/class_agree", ""),)),
+    ("pairs/conf_gap", (("pairs/conf_gap", ""),)),
+)
+
+
 def pairs_figure(csv_path: str | Path) -> Any:
-    """The ``pairs.png`` figure: one panel per metric; a panel without any value yet says so."""
+    """The ``pairs.png`` figure (:data:`PANELS`); a panel without any value yet says so."""
     from matplotlib.figure import Figure
 
     cols = columns(read_results(csv_path), ("epoch", *KEYS))
-    fig = Figure(figsize=(12, 3.5), tight_layout=True)
-    for i, key in enumerate(KEYS[:3]):
-        ax = fig.add_subplot(1, 3, i + 1)
-        epochs, values = cols.get("epoch", []), cols.get(key, [])
-        ax.set_title(key, fontsize=12)
+    epochs = cols.get("epoch", [])
+    fig = Figure(figsize=(3.6 * len(PANELS), 3.5), tight_layout=True)
+    for i, (title, lines) in enumerate(PANELS):
+        ax = fig.add_subplot(1, len(PANELS), i + 1)
+        ax.set_title(title, fontsize=12)
         ax.set_xlabel("epoch")
-        if not any(math.isfinite(v) for v in values):  # NaN: nothing to measure yet (no pair both detected, ...)
+        drawn = [(label, cols[key]) for key, label in lines
+                 if any(math.isfinite(v) for v in cols.get(key, []))]
+        if not drawn:  # NaN: nothing to measure yet (no pair both detected, ...), or a results.csv without it
             ax.set_xticks([])
             ax.set_yticks([])
             ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes, color="0.4")
             continue
-        ax.plot(epochs, values, marker=".", linewidth=2, markersize=8)
-        if key != "pairs/conf_gap":
+        for label, values in drawn:
+            ax.plot(epochs, values, marker=".", linewidth=2, markersize=8, label=label or None)
+        if any(label for label, _ in drawn):
+            ax.legend(loc="best", fontsize=9)
+        if title != "pairs/conf_gap":
             ax.set_ylim(-0.02, 1.02)
     return fig

@@ -309,7 +309,8 @@ def test_train_writes_pair_metrics_per_validation(trained, dataset):
     for row in rows:
         assert row["train/pair_loss"] >= 0 and row["train/skl_loss"] >= 0  # both regularizers installed
         assert row["pairs/n"] == val_pairs(dataset)  # every val pair reached the validator, every epoch
-        for key in ("pairs/both_detected", "pairs/class_agree", "pairs/conf_gap"):
+        for key in ("pairs/both_detected", "pairs/one_detected", "pairs/recall_upper", "pairs/recall_lower",
+                    "pairs/class_agree", "pairs/conf_gap"):
             assert math.isnan(row[key]) or 0 <= row[key] <= 1
         assert row["metrics/mAP50(B)"] >= 0  # Ultralytics' own columns still there
     assert not (trained / "pairs.png").exists()  # plots=False: no pairs.png either (plotted: test_reliability.py)
@@ -320,13 +321,15 @@ def test_evaluate_a_trained_model(trained, dataset, tmp_path, capsys):
     result = pairhook.evaluate(best, dataset.data_yaml, dataset.pairs_json, imgsz=64, batch=4, project=tmp_path,
                                name="val", plots=False)
     assert result["pairs/n"] == val_pairs(dataset)
-    assert {"metrics/mAP50(B)", "metrics/mAP50-95(B)", "pairs/both_detected", "pairs/class_agree",
-            "pairs/conf_gap"} <= set(result)
+    assert {"metrics/mAP50(B)", "metrics/mAP50-95(B)", "pairs/both_detected", "pairs/one_detected",
+            "pairs/recall_upper", "pairs/recall_lower", "pairs/class_agree", "pairs/conf_gap"} <= set(result)
     assert 0 <= result["pairs/both_detected"] <= 1
+    assert 0 <= result["pairs/both_detected"] + result["pairs/one_detected"] <= 1
     code = cli.main(["evaluate", f"model={best}", f"data={dataset.data_yaml}", f"pairs={dataset.pairs_json}",
                      "imgsz=64", "batch=4", f"project={tmp_path}", "name=val2", "plots=False"])
     out = capsys.readouterr().out
     assert code == 0 and "pairs/both_detected" in out and "metrics/mAP50(B)" in out
+    assert "pairs/one_detected" in out and "pairs/recall_upper" in out and "pairs/recall_lower" in out
     assert f"{val_pairs(dataset)}.0000" in out  # pairs/n in the table
 
 

@@ -130,6 +130,8 @@ def test_pair_term_in_results_csv(runs, task):
             assert math.isfinite(row[f"{split}/{term}"]) and row[f"{split}/{term}"] >= 0
     assert row["train/skl_loss"] > 0  # pair_loss of an untrained model rounds to 0 in the CSV
     assert row["pairs/n"] > 0, "validation counted no pairs"  # the pair metrics ran on the post-NMS predictions
+    for key in ("pairs/both_detected", "pairs/one_detected", "pairs/recall_upper", "pairs/recall_lower"):
+        assert math.isnan(row[key]) or 0 <= row[key] <= 1, key  # every pair column, on every release
 
 
 def test_checkpoints_load_without_pairhook(runs):

@@ -35,3 +35,17 @@ def test_demo_with_two_seeds_and_two_regularizers(tmp_path, capsys):
 def test_demo_rejects_zero_seeds(tmp_path):
     with pytest.raises(ValueError, match="seeds"):
         demo.run_demo(tmp_path / "demo", seeds=0)
+
+
+def test_demo_baseline_alone_on_the_inspection_benchmark(tmp_path, capsys):
+    """regularizer=none trains the baseline only; the data is the inspection preset with a held-out test split."""
+    import yaml
+
+    res = demo.run_demo(tmp_path / "demo", images=8, epochs=1, imgsz=64, regularizers="none")
+    out = capsys.readouterr().out
+    assert list(res["metrics"]) == ["baseline"] and "[1/1] baseline" in out and "inspection dataset" in out
+    for label in ("pairs one detected", "recall upper view", "recall lower view"):
+        assert label in res["metrics"]["baseline"] and label in res["table"]
+    data = yaml.safe_load((res["data"] / "data.yaml").read_text())
+    assert data["test"] == "images/test" and len(list((res["data"] / "images" / "test").glob("*.png"))) == 8
+    assert (res["runs"]["baseline"] / "args.yaml").read_text().count("nbs: 8") == 1  # one step per batch

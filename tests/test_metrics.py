@@ -7,17 +7,18 @@ import math
 import pytest
 import torch
 
-from pairhook.metrics import KEYS, PairMetrics, member_detections, pair_metrics
+from pairhook.metrics import KEYS, PairMetrics, format_metrics, member_detections, pair_metrics, view_members
 from pairhook.pairs import PAIRS_KEY
 from pairhook.val_metrics import PairValidation
 
 # Three pairs, members 50 px apart vertically: pair 0 (class 0) found on both views, confs 0.9 / 0.6; pair 1
 # (class 1) missed on the lower view; pair 2 (class 2) found on both views with the right class (0.7 / 0.5) but the
-# lower view's most confident box there says class 1.
+# lower view's most confident box there says class 1. Pair 1 lists its lower member first: upper and lower come from
+# the boxes, not from the order of the members.
 GT = torch.tensor([[0, 0, 10, 10], [0, 50, 10, 60], [20, 0, 30, 10], [20, 50, 30, 60], [40, 0, 50, 10],
                    [40, 50, 50, 60]], dtype=torch.float32)
 GT_CLS = torch.tensor([0, 0, 1, 1, 2, 2])
-PAIRS = torch.tensor([[0, 1], [2, 3], [4, 5]])
+PAIRS = torch.tensor([[0, 1], [3, 2], [4, 5]])
 PRED = torch.tensor([
     # x1, y1, x2, y2, conf, cls
     [0, 0, 10, 10, 0.9, 0],
@@ -43,6 +44,40 @@ def test_known_answers():
     assert m["pairs/both_detected"] == pytest.approx(2 / 3)  # pairs 0 and 2
     assert m["pairs/class_agree"] == pytest.approx(1 / 2)  # pair 1 not localized on both views: left out
     assert m["pairs/conf_gap"] == pytest.approx((0.3 + 0.2) / 2)
+    assert m["pairs/one_detected"] == pytest.approx(1 / 3)  # pair 1: upper view found, lower missed
+    assert m["pairs/recall_upper"] == 1
+    assert m["pairs/recall_lower"] == pytest.approx(2 / 3)
+
+
+def test_view_members_go_by_the_boxes_not_the_member_order():
+    upper, lower, vertical = view_members(GT, PAIRS)
+    assert upper.tolist() == [0, 2, 4] and lower.tolist() == [1, 3, 5] and vertical.all()
+    assert pair_metrics([image(pairs=PAIRS.flip(1))]) == pytest.approx(pair_metrics([image()]))
+    # side by side (dx 20 px, dy 2 px) is no vertical pair; equal y centres keep member order
+    boxes = torch.tensor([[0, 0, 10, 10], [20, 2, 30, 12], [0, 30, 10, 40], [0, 30, 10, 40.0]])
+    upper, lower, vertical = view_members(boxes, torch.tensor([[1, 0], [3, 2]]))
+    assert upper.tolist() == [0, 3] and lower.tolist() == [1, 2] and vertical.tolist() == [False, False]
+
+
+def test_sideways_pairs_count_as_inconsistent_but_not_per_view():
+    """A pair shifted sideways has no upper view: it counts in one_detected, not in the per-view recalls."""
+    gt = torch.cat([GT, torch.tensor([[60, 0, 70, 10], [80, 2, 90, 12.0]])])
+    pred = torch.cat([PRED, torch.tensor([[80, 2, 90, 12, 0.9, 0]])])  # only the right-hand member of pair 3 found
+    m = pair_metrics([dict(gt_boxes=gt, gt_cls=torch.cat([GT_CLS, torch.tensor([0, 0])]),
+                           pairs=torch.cat([PAIRS, torch.tensor([[6, 7]])]), boxes=pred[:, :4], conf=pred[:, 4],
+                           cls=pred[:, 5])])
+    assert m["pairs/n"] == 4 and m["pairs/one_detected"] == pytest.approx(2 / 4)
+    assert m["pairs/recall_upper"] == 1 and m["pairs/recall_lower"] == pytest.approx(2 / 3)  # over the 3 vertical
+    sideways = pair_metrics([dict(gt_boxes=gt, gt_cls=torch.cat([GT_CLS, torch.tensor([0, 0])]),
+                                  pairs=torch.tensor([[6, 7]]), boxes=pred[:, :4], conf=pred[:, 4], cls=pred[:, 5])])
+    assert sideways["pairs/one_detected"] == 1
+    assert math.isnan(sideways["pairs/recall_upper"]) and math.isnan(sideways["pairs/recall_lower"])
+
+
+def test_log_line_names_every_metric():
+    line = format_metrics(pair_metrics([image()]))
+    assert line == ("both detected 0.667, one detected 0.333, recall upper 1.000 lower 0.667, class agree 0.500, "
+                    "conf gap 0.250 over 3 pairs")
 
 
 def test_member_detections_pick_the_most_confident_box():
@@ -64,6 +99,8 @@ def test_confidence_threshold_is_applied():
     assert m["pairs/both_detected"] == pytest.approx(1 / 3)
     assert m["pairs/class_agree"] == pytest.approx(1 / 2)
     assert m["pairs/conf_gap"] == pytest.approx(0.3)
+    assert m["pairs/one_detected"] == pytest.approx(2 / 3)
+    assert m["pairs/recall_upper"] == 1 and m["pairs/recall_lower"] == pytest.approx(1 / 3)
     assert pair_metrics([image()], conf=0.99)["pairs/both_detected"] == 0
 
 
@@ -76,6 +113,8 @@ def test_accumulates_over_images():
     assert m["pairs/both_detected"] == pytest.approx(2 / 6)
     assert m["pairs/class_agree"] == pytest.approx(1 / 2)
     assert m["pairs/conf_gap"] == pytest.approx(0.25)
+    assert m["pairs/one_detected"] == pytest.approx(1 / 6)
+    assert m["pairs/recall_upper"] == pytest.approx(3 / 6) and m["pairs/recall_lower"] == pytest.approx(2 / 6)
     acc.reset()
     assert acc.compute()["pairs/n"] == 0
 
@@ -84,8 +123,9 @@ def test_empty_denominators_are_nan():
     nothing = pair_metrics([image(pred=PRED[:0])])
     assert nothing["pairs/n"] == 3 and nothing["pairs/both_detected"] == 0
     assert math.isnan(nothing["pairs/class_agree"]) and math.isnan(nothing["pairs/conf_gap"])
+    assert nothing["pairs/one_detected"] == nothing["pairs/recall_upper"] == nothing["pairs/recall_lower"] == 0
     no_pairs = pair_metrics([image(pairs=PAIRS[:0])])
-    assert no_pairs["pairs/n"] == 0 and all(math.isnan(no_pairs[k]) for k in KEYS[:3])
+    assert no_pairs["pairs/n"] == 0 and all(math.isnan(no_pairs[k]) for k in KEYS if k != "pairs/n")
 
 
 def _batch(pairs_rows):

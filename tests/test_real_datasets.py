@@ -242,11 +242,16 @@ def test_pair_line_comes_after_the_validation_table(tmp_path, dataset, records):
 def test_pairs_png_panels_without_data_say_so(tmp_path):
     from pairhook import val_metrics
 
-    (tmp_path / "results.csv").write_text("epoch,pairs/both_detected,pairs/class_agree,pairs/conf_gap,pairs/n\n"
-                                          "1,0.5,nan,nan,4\n2,0.25,nan,nan,4\n")
+    (tmp_path / "results.csv").write_text("epoch,pairs/both_detected,pairs/one_detected,pairs/recall_upper,"
+                                          "pairs/recall_lower,pairs/class_agree,pairs/conf_gap,pairs/n\n"
+                                          "1,0.5,nan,0.75,nan,nan,nan,4\n2,0.25,nan,1.0,0.5,nan,nan,4\n")
     fig = val_metrics.pairs_figure(tmp_path / "results.csv")
-    both, agree, gap = fig.axes
+    both, one, recall, agree, gap = fig.axes
     assert len(both.lines) == 1 and not both.texts
-    for ax in (agree, gap):
+    for ax in (one, agree, gap):
         assert not ax.lines and [t.get_text() for t in ax.texts] == ["no data yet"]
     assert np.isclose(both.lines[0].get_ydata(), [0.5, 0.25]).all()
+    upper, lower = recall.lines  # both views on one axis, told apart by the legend
+    assert [t.get_text() for t in recall.get_legend().get_texts()] == ["upper", "lower"]
+    assert np.isclose(upper.get_ydata(), [0.75, 1.0]).all()
+    assert np.isclose(lower.get_ydata(), [np.nan, 0.5], equal_nan=True).all()
