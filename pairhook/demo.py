@@ -86,13 +86,15 @@ def _fmt(value: Optional[float], spread: Optional[float] = None) -> str:
 
 
 def format_table(metrics: dict[str, dict[str, Optional[float]]],
-                 spread: Optional[dict[str, dict[str, Optional[float]]]] = None) -> str:
+                 spread: Optional[dict[str, dict[str, Optional[float]]]] = None,
+                 differences: Optional[dict[str, tuple[float, Optional[float]]]] = None) -> str:
     """Plain-text table: one row per label, one column per run, plus (for two runs) the difference of the second
     to the first.
 
     ``metrics`` is ``{run name: {label: value or None}}``, every run with the same labels in the same order;
-    ``spread``, in the same shape, adds ``± value`` (standard deviations over seeds). Labels no run has a value for
-    are left out.
+    ``spread``, in the same shape, adds ``± value`` (standard deviations over seeds); ``differences``, ``{label:
+    (mean, std or None)}`` of the seed-by-seed differences (:func:`paired`), fills the difference column instead of
+    the difference of the means. Labels no run has a value for are left out.
     """
     runs = list(metrics)
     labels = [lb for lb in metrics[runs[0]] if any(metrics[r].get(lb) is not None for r in runs)]
@@ -103,9 +105,56 @@ def format_table(metrics: dict[str, dict[str, Optional[float]]],
         row = [label, *(_fmt(v, (spread or {}).get(r, {}).get(label)) for r, v in zip(runs, values))]
         if len(runs) == 2:
             first, last = values[0], values[-1]
-            row.append("-" if first is None or last is None else f"{last - first:+.4f}")
+            if differences is not None and label in differences:
+                mean, std = differences[label]
+                row.append(f"{mean:+.4f}" + ("" if std is None else f" ± {std:.4f}"))
+            else:
+                row.append("-" if first is None or last is None else f"{last - first:+.4f}")
         body.append(row)
     return _format(header, body)
+
+
+def paired(per_seed: dict[str, list[dict[str, Optional[float]]]], base: str, other: str
+           ) -> dict[str, tuple[float, Optional[float]]]:
+    """``{label: (mean, std)}`` of ``other - base`` seed by seed (the same seed's runs paired; std None for one
+    pair); labels without a value in both runs of at least one seed are left out."""
+    out: dict[str, tuple[float, Optional[float]]] = {}
+    for label in per_seed[base][0]:
+        d = [o[label] - b[label] for b, o in zip(per_seed[base], per_seed[other])
+             if b[label] is not None and o[label] is not None and not (math.isnan(b[label]) or math.isnan(o[label]))]
+        if d:
+            out[label] = (statistics.fmean(d), statistics.stdev(d) if len(d) > 1 else None)
+    return out
+
+
+def story(metrics: dict[str, dict[str, Optional[float]]], activity: dict[str, dict[str, Optional[float]]],
+          differences: dict[str, dict[str, tuple[float, Optional[float]]]], seeds: int) -> list[str]:
+    """What the table says, in sentences: the baseline's bias, whether each term acted, the difference and how
+    far it can be trusted."""
+    def num(value: Optional[float], fmt: str = ".2f") -> str:
+        return "n/a" if value is None or math.isnan(value) else format(value, fmt)
+
+    base = metrics[BASELINE]
+    upper, lower, one = base.get("recall upper view"), base.get("recall lower view"), base.get("pairs one detected")
+    lines = [f"baseline: recall of the upper view {num(upper)}, of the lower view {num(lower)}"
+             + ("" if upper is None or lower is None else f" ({'lower' if lower < upper else 'upper'} view found "
+                f"{abs(upper - lower):.2f} less often)") + f"; {num(one and 100 * one, '.0f')}% of the pairs found "
+             "on one view only"]
+    for name, act in activity.items():
+        reached, acted = act.get("reached"), act.get("acted")
+        lines.append(f"{name}: in the last epoch it reached {num(reached and 100 * reached, '.0f')}% of the carried "
+                     f"pairs and acted on {num(acted and 100 * acted, '.0f')}%" + (
+                         " (0: no member confident enough to teach yet; the loss column is 0 for that reason)"
+                         if acted == 0 else ""))
+        diff = differences.get(name, {}).get("pairs one detected")
+        if diff is not None:
+            mean, std = diff
+            lines.append(f"{name} - baseline, pairs on one view only: {mean:+.3f}" + (
+                f" ± {std:.3f} (std over {seeds} paired seeds; a difference under about {2 / math.sqrt(seeds):.1f}"
+                " std is not established)" if std is not None else
+                " from one seed: runs this short differ this much between seeds alone, so this says nothing yet; "
+                "seeds=3 or more gives mean ± std over paired seeds, benchmarks/study.py the full study"))
+    return lines
 
 
 def _plots(run_dir: Path) -> list[str]:
@@ -133,10 +182,13 @@ def run_demo(out: str | Path = "pairhook-demo", images: int = 64, epochs: int = 
             more than one); the table shows mean ± standard deviation. The dataset is the same for all.
 
     Returns:
-        ``{"metrics": {run: {label: value or None}}, "spread": {run: {label: std or None}}, "runs": {run: Path},
-        "seed_runs": {run: [Path, ...]}, "data": Path, "table": str}`` with runs ``"baseline"`` and each
-        regularizer, labels as in :data:`TABLE` (values from the last epoch's row of ``results.csv``, mean over
-        seeds; None where a run has no such column), ``runs`` the first seed's folder.
+        ``{"metrics": {run: {label: value or None}}, "spread": {run: {label: std or None}}, "differences":
+        {regularizer: {label: (mean, std)}}, "activity": {regularizer: {"reached": f, "acted": f}}, "runs":
+        {run: Path}, "seed_runs": {run: [Path, ...]}, "data": Path, "table": str}`` with runs ``"baseline"`` and
+        each regularizer, labels as in :data:`TABLE` (values from the last epoch's row of ``results.csv``, mean over
+        seeds; None where a run has no such column), ``differences`` each regularizer minus the baseline seed by
+        seed (:func:`paired`), ``activity`` the fractions of the carried pairs each term reached and acted on in the
+        last epoch, ``runs`` the first seed's folder. The table is followed by :func:`story`'s sentences.
     """
     from ultralytics import YOLO
 
@@ -180,10 +232,15 @@ def run_demo(out: str | Path = "pairhook-demo", images: int = 64, epochs: int = 
     per_seed = {name: [pick(last_results(d), rows) for d in seed_runs[name]] for name in names}
     metrics = {name: _mean(per_seed[name]) for name in names}
     spread = {name: _std(per_seed[name]) for name in names} if seeds > 1 else None
+    differences = {v: paired(per_seed, BASELINE, v) for v in variants}
+    activity = {v: _activity(seed_runs[v], lookup(v).loss_name) for v in variants}
     runs = {name: dirs[0] for name, dirs in seed_runs.items()}
-    table = format_table(metrics, spread)
+    table = format_table(metrics, spread, differences[variants[0]] if len(variants) == 1 and seeds > 1 else None)
     of = "each run" if seeds == 1 else f"each variant, mean ± std of {seeds} seeds"
     print(f"\npairhook demo: last epoch of {of} (results.csv)\n\n{table}\n")
+    for line in story(metrics, activity, differences, seeds):
+        print(f"pairhook demo: {line}")
+    print()
     for name in names:
         plots = _plots(runs[name])
         print(f"{name:>{max(map(len, names))}}: {runs[name]}  ({len(plots)} plots: {', '.join(plots[:3])}"
@@ -191,8 +248,17 @@ def run_demo(out: str | Path = "pairhook-demo", images: int = 64, epochs: int = 
     minutes, seconds = divmod(round(time.monotonic() - started), 60)
     print(f"\npairhook demo: {len(jobs)} trainings in {minutes} min {seconds} s on {machine()} "
           f"(load avg at the start {load_before})")
-    return {"metrics": metrics, "spread": spread, "runs": runs, "seed_runs": seed_runs, "data": ds.root,
-            "table": table}
+    return {"metrics": metrics, "spread": spread, "differences": differences, "activity": activity, "runs": runs,
+            "seed_runs": seed_runs, "data": ds.root, "table": table}
+
+
+def _activity(dirs: list[Path], loss_name: str) -> dict[str, Optional[float]]:
+    """Mean over seeds of the last epoch's ``reached`` and ``acted`` fractions of a term."""
+    from pairhook.terms import activity_columns
+
+    reached, acted = activity_columns(loss_name)
+    rows = [last_results(d) for d in dirs]
+    return {key: _mean([{key: r.get(col)} for r in rows])[key] for key, col in (("reached", reached), ("acted", acted))}
 
 
 def _values(per_seed: list[dict[str, Optional[float]]], label: str) -> list[float]:

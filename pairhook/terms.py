@@ -28,6 +28,13 @@ class RegularizerError(RuntimeError):
     """A regularizer raised during training; the message names it and the plugin it came from."""
 
 
+def activity_columns(loss_name: str) -> tuple[str, str]:
+    """``results.csv`` columns of a term's activity (``train/pair_reached``, ``train/pair_acted`` for
+    ``pair_loss``): the fractions of the carried pairs it reached and acted on."""
+    base = loss_name.removesuffix("_loss")
+    return f"train/{base}_reached", f"train/{base}_acted"
+
+
 @dataclass(frozen=True)
 class ActiveRegularizer:
     """A regularizer as installed: the registered callable with the user's weight and options."""
@@ -51,8 +58,7 @@ class ActiveRegularizer:
     @property
     def columns(self) -> tuple[str, str]:
         """The ``results.csv`` columns of its activity: fractions of the carried pairs it reached and acted on."""
-        base = self.loss_name.removesuffix("_loss")
-        return f"train/{base}_reached", f"train/{base}_acted"
+        return activity_columns(self.loss_name)
 
     @property
     def defaults(self) -> dict[str, Any]:

@@ -34,3 +34,38 @@ def test_vectorized_vs_loop_reports_every_variant():
 def test_criterion_benchmark_runs_all_three_variants():
     times = criterion_bench.run(repeats=1, batch=2, imgsz=128)
     assert set(times) == {"ultralytics", "wrapper", "pair_consistency"} and all(t > 0 for t in times.values())
+
+
+def test_study_paired_interval_is_the_t_interval_of_the_seedwise_differences():
+    import study
+
+    # differences 1, 2, 3: mean 2, sd 1, t(0.975, df 2) = 4.3027 -> half-width 4.3027 / sqrt(3) = 2.4842
+    mean, low, high = study.paired([11.0, 22.0, 33.0], [10.0, 20.0, 30.0])
+    assert mean == pytest.approx(2.0)
+    assert (low, high) == pytest.approx((2.0 - 2.4842, 2.0 + 2.4842), abs=1e-4)
+    # a seed whose metric is NaN (no pair measured) drops out of the comparison instead of poisoning it
+    assert study.paired([1.0, float("nan"), 3.0, 4.0], [0.0, 0.0, 1.0, 1.0])[0] == pytest.approx(2.0)
+
+
+@pytest.mark.slow
+def test_study_runs_every_stage_and_reports_each_variant_against_the_baseline(tmp_path):
+    import csv
+
+    import study
+
+    res = study.main(["--out", str(tmp_path / "study"), "--images", "8", "--epochs", "1", "--seeds", "2",
+                      "--trials", "1", "--jobs", "1", "--imgsz", "64"])
+    out = res["out"]
+    variants = ["baseline", "pair_consistency", "pair_consistency tuned", "symmetric_kl tuned"]
+    with open(out / "study.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["variant"], r["seed"]) for r in rows) == sorted((v, str(s)) for v in variants for s in (0, 1))
+    assert all(r["pairs/recall_lower"] != "" for r in rows)  # every run was evaluated on the test split
+    table = (out / "study.md").read_text()
+    for label, _ in study.ROWS:
+        assert f"| {label} |" in table
+    assert table.splitlines()[0].count("− baseline [95% CI]") == 3
+    for name in study.SPACES:  # each search ran with its regularizer and chose options of its space
+        assert set(res["tuned"][name]["options"]) == {k.split(".", 1)[1] for k in study.SPACES[name]}
+        assert (Path(res["tuned"][name]["dir"]) / "best.yaml").is_file()
+    assert (out / "study-recall.png").stat().st_size > 10_000

@@ -224,6 +224,10 @@ def test_demo_trains_both_runs_and_prints_table(tmp_path, capsys):
     assert res["table"] in out and "mAP50-95" in res["table"] and "val/pair_loss" in res["table"]
     timing = next(line for line in out.splitlines() if line.startswith("pairhook demo: 2 trainings in "))
     assert " cores (" in timing and "load avg" in timing and "ultralytics " in timing  # the figure names its machine
+    assert "pairhook demo: baseline: recall of the upper view" in out  # the story follows the table
+    assert "pairhook demo: pair_consistency: in the last epoch it reached" in out
+    assert "pairhook demo: pair_consistency - baseline, pairs on one view only" in out
+    assert set(res["activity"]["pair_consistency"]) == {"reached", "acted"}
 
 
 def test_table_is_aligned_and_skips_missing_rows():
@@ -370,3 +374,26 @@ def test_pair_columns_stay_aligned_when_validation_is_skipped(dataset, tmp_path)
     first, last = ({k.strip(): float(v) for k, v in zip(header, row)} for row in rows)
     assert math.isnan(first["pairs/n"]) and last["pairs/n"] == val_pairs(dataset)
     assert "_pairhook_metrics" not in vars(model.trainer.validator)  # the validator is left as Ultralytics made it
+
+
+def test_demo_differences_pair_runs_of_the_same_seed():
+    per_seed = {"baseline": [{"a": 0.5, "b": None}, {"a": 0.7, "b": 0.1}, {"a": 0.6, "b": float("nan")}],
+                "reg": [{"a": 0.6, "b": 0.2}, {"a": 0.9, "b": 0.3}, {"a": 0.6, "b": 0.4}]}
+    diffs = demo.paired(per_seed, "baseline", "reg")
+    assert diffs["a"] == (pytest.approx(0.1), pytest.approx(0.1))  # +0.1, +0.2, 0.0: mean 0.1, std 0.1
+    assert diffs["b"] == (pytest.approx(0.2), None)  # only seed 1 has both values
+    table = demo.format_table({"baseline": {"a": 0.6, "b": 0.1}, "reg": {"a": 0.7, "b": 0.3}}, None, diffs)
+    assert "+0.1000 ± 0.1000" in table and "+0.2000" in table.splitlines()[-1]
+
+
+def test_demo_story_names_the_bias_the_activity_and_the_uncertainty():
+    metrics = {"baseline": {"recall upper view": 0.8, "recall lower view": 0.55, "pairs one detected": 0.3}}
+    lines = demo.story(metrics, {"pair_consistency": {"reached": 0.9, "acted": 0.0}},
+                       {"pair_consistency": {"pairs one detected": (-0.05, None)}}, seeds=1)
+    assert "lower view found 0.25 less often" in lines[0] and "30% of the pairs found on one view only" in lines[0]
+    assert "reached 90%" in lines[1] and "acted on 0%" in lines[1] and "no member confident enough" in lines[1]
+    assert "-0.050 from one seed" in lines[2] and "seeds=3" in lines[2]
+    lines = demo.story(metrics, {"pair_consistency": {"reached": 0.9, "acted": 0.4}},
+                       {"pair_consistency": {"pairs one detected": (-0.05, 0.02)}}, seeds=4)
+    assert "acted on 40%" in lines[1] and "confident" not in lines[1]
+    assert "-0.050 ± 0.020 (std over 4 paired seeds" in lines[2]
