@@ -6,12 +6,13 @@ scratch with the demo's training settings:
 1. **tune**: ``pairhook.tune`` (local engine) chooses ``pair_consistency``'s ``weight`` and ``tau_high`` and
    ``symmetric_kl``'s ``weight`` and ``T`` on the validation split, one training seed (``--tune-seed``), maximising
    ``--fitness``; the two searches run side by side;
-2. **study**: baseline (pairhook installed with the pairs, no regularizer), ``pair_consistency`` with its defaults and
-   tuned, ``symmetric_kl`` tuned, each trained with seeds ``0 .. --seeds - 1`` (the same seeds for every variant),
-   each run's ``last.pt`` evaluated on the held-out test split (``pairhook.evaluate(..., split="test")``);
+2. **study**: baseline (pairhook installed with the pairs, no regularizer), ``pair_consistency`` with its defaults,
+   with ``tau_high=0.3`` (the gate alone lowered, default weight) and tuned, ``symmetric_kl`` tuned, each trained with
+   seeds ``0 .. --seeds - 1`` (the same seeds for every variant), each run's ``last.pt`` evaluated on the held-out
+   test split (``pairhook.evaluate(..., split="test")``);
 3. **report**: mean ± std per variant, and each variant against the baseline seed by seed (mean difference and its
-   95% t-interval over seeds): ``study.md``, ``study.csv`` (one row per run), ``study-recall.png`` (each view's
-   validation recall per epoch, mean over seeds).
+   95% t-interval over seeds): ``study.md``, ``study.csv`` (one row per run, written as runs finish: ``--resume``
+   continues an interrupted study), ``study-recall.png`` (each view's validation recall per epoch, mean over seeds).
 
 Two trainings run at once (``--jobs``), each in its own process: Ultralytics trains on one torch thread on a 2-core
 machine, so two processes use both cores.
@@ -25,11 +26,9 @@ import argparse
 import csv
 import json
 import math
-import multiprocessing
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402  (sets up offline mode first)
 
 from pairhook.demo import DATASET, TRAIN  # noqa: E402
-from pairhook.machine import load_average  # noqa: E402
-from pairhook.results import read_results  # noqa: E402
+from pairhook.machine import load_average, spawn_pool  # noqa: E402
+from pairhook.results import last_results, read_results  # noqa: E402
 
 #: What each search may choose (the defaults are among the choices, and trial 1 trains them).
 SPACES: dict[str, dict[str, Any]] = {
@@ -53,6 +52,10 @@ ROWS = [("mAP50-95", "metrics/mAP50-95(B)"), ("mAP50", "metrics/mAP50(B)"), ("re
         ("one view only (inconsistent)", "pairs/one_detected"), ("both views", "pairs/both_detected"),
         ("class agreement", "pairs/class_agree"), ("confidence gap", "pairs/conf_gap")]
 BASELINE = "baseline"
+ACTED = "term acted on (training, last epoch)"
+#: The variants besides the tuned ones: ``{name: regularizers for install()}``.
+FIXED: dict[str, Any] = {BASELINE: None, "pair_consistency": "pair_consistency",
+                         "pair_consistency tau_high=0.3": {"pair_consistency": {"tau_high": 0.3}}}
 
 
 def paired(values: list[float], base: list[float]) -> tuple[float, float, float]:
@@ -98,59 +101,97 @@ def _train(variant: str, regularizers: Any, seed: int, data: str, pairs: str, ru
     return {"variant": variant, "seed": seed, "run": str(run), "test": test, "seconds": time.monotonic() - started}
 
 
-def _pool(jobs: int) -> ProcessPoolExecutor:
-    """Workers started fresh (spawn; they import this script, hence ``_common``'s offline set-up), one task each."""
-    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
-
-
 def _value(metrics: dict[str, float], key: str) -> float:
     if key == "gap":
         return metrics.get("pairs/recall_upper", math.nan) - metrics.get("pairs/recall_lower", math.nan)
     return float(metrics.get(key, math.nan))
 
 
+def _acted(run: str) -> float:
+    """The fraction of the carried pairs the run's term acted on in its last training epoch (NaN: no term)."""
+    last = last_results(Path(run))
+    return next((v for k, v in last.items() if k.endswith("_acted")), math.nan)
+
+
 def report(runs: list[dict[str, Any]], variants: list[str], seeds: list[int]) -> str:
-    """The markdown table: mean ± std per variant, then each variant minus the baseline, paired by seed."""
-    by = {(r["variant"], r["seed"]): r["test"] for r in runs}
-    col = {v: {key: [_value(by[v, s], key) for s in seeds] for _, key in ROWS} for v in variants}
-    head = ["test split, last epoch", *(f"{v}: mean ± std" for v in variants),
-            *(f"{v} − baseline [95% CI]" for v in variants if v != BASELINE)]
-    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
-    for label, key in ROWS:
-        cells = [label]
+    """Two markdown tables: mean ± std per variant, then each variant minus the baseline, paired by seed (mean
+    difference and its 95% t-interval). The last row of the first is training activity, not a test metric."""
+    by = {(r["variant"], r["seed"]): r for r in runs}
+    rows = [*ROWS, (ACTED, "acted")]
+    col = {v: {key: [_acted(by[v, s]["run"]) if key == "acted" else _value(by[v, s]["test"], key) for s in seeds]
+               for _, key in rows} for v in variants}
+    others = [v for v in variants if v != BASELINE]
+    means = ["| test split, last epoch | " + " | ".join(variants) + " |", "|---" + "|---:" * len(variants) + "|"]
+    diffs = ["| minus the baseline, same seed | " + " | ".join(others) + " |", "|---" + "|---:" * len(others) + "|"]
+    for label, key in rows:
+        cells = []
         for v in variants:
             xs = [x for x in col[v][key] if not math.isnan(x)]
             cells.append(f"{statistics.fmean(xs):.3f} ± {statistics.stdev(xs):.3f}" if len(xs) > 1 else "-")
-        for v in variants:
-            if v != BASELINE:
-                mean, low, high = paired(col[v][key], col[BASELINE][key])
-                cells.append("-" if math.isnan(mean) else f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        means.append(f"| {label} | " + " | ".join(cells) + " |")
+        if key == "acted":
+            continue
+        cells = []
+        for v in others:
+            mean, low, high = paired(col[v][key], col[BASELINE][key])
+            cells.append("-" if math.isnan(mean) else f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]")
+        diffs.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(means) + "\n\n" + "\n".join(diffs)
 
 
 def plot_recall(runs: list[dict[str, Any]], variants: list[str], path: Path) -> None:
-    """Validation recall of each view per epoch, mean over seeds: one line per variant, upper solid, lower dashed."""
+    """Validation recall of each view per epoch, mean over seeds: a panel per view, a line per variant."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for i, v in enumerate(variants):
-        tables = [read_results(Path(r["run"]) / "results.csv") for r in runs if r["variant"] == v]
-        for key, style in (("pairs/recall_upper", "-"), ("pairs/recall_lower", "--")):
-            curves = [[row.get(key, math.nan) for row in t] for t in tables]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, (key, view) in zip(axes, (("pairs/recall_upper", "upper"), ("pairs/recall_lower", "lower"))):
+        for i, v in enumerate(variants):
+            curves = [[row.get(key, math.nan) for row in read_results(Path(r["run"]) / "results.csv")]
+                      for r in runs if r["variant"] == v]
             n = min(map(len, curves))
-            mean = [statistics.fmean(c[e] for c in curves) for e in range(n)]
-            ax.plot(range(1, n + 1), mean, style, color=f"C{i}", label=f"{v}, {key.split('_')[1]} view")
-    ax.set(xlabel="epoch", ylabel="recall (validation, pairs)", ylim=(0, 1),
-           title=f"Each view's recall, mean over {len(runs) // len(variants)} seeds")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+            ax.plot(range(1, n + 1), [statistics.fmean(c[e] for c in curves) for e in range(n)], color=f"C{i}",
+                    lw=2.2 if v == BASELINE else 1.4, label=v)
+        ax.set(xlabel="epoch", title=f"{view} view (easy)" if view == "upper" else f"{view} view (degraded)",
+               ylim=(0, 1))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("recall of the pair members in the view (validation)")
+    axes[1].legend(fontsize=8, loc="upper left")
+    fig.suptitle(f"Each view's recall per epoch, mean over {len(runs) // len(variants)} seeds")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _folder(variant: str) -> str:
+    return variant.replace(" ", "-").replace("=", "")
+
+
+def _write_csv(path: Path, runs: list[dict[str, Any]]) -> None:
+    """One row per finished run (written after each, so an interrupted study can ``--resume``)."""
+    keys = [key for _, key in ROWS if key != "gap"]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["variant", "seed", "run", "seconds", *keys])
+        for r in runs:
+            writer.writerow([r["variant"], r["seed"], r["run"], f"{r['seconds']:.1f}",
+                             *(r["test"].get(k) for k in keys)])
+
+
+def _done(out: Path) -> tuple[dict[str, Any], dict[tuple[str, int], dict[str, Any]]]:
+    """What an earlier call finished: the searches and the runs (``{(variant, seed): run}``)."""
+    tuned = json.loads((out / "tuning.json").read_text()) if (out / "tuning.json").is_file() else {}
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    if (out / "study.csv").is_file():
+        with open(out / "study.csv") as f:
+            for row in csv.DictReader(f):
+                test = {k: float(v) for k, v in row.items() if "/" in k and v not in ("", None)}
+                runs[row["variant"], int(row["seed"])] = {"variant": row["variant"], "seed": int(row["seed"]),
+                                                          "run": row["run"], "test": test,
+                                                          "seconds": float(row.get("seconds") or "nan")}
+    return tuned, runs
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -165,6 +206,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--imgsz", type=int, default=128)
     ap.add_argument("--model", default="yolov8n.yaml")
     ap.add_argument("--jobs", type=int, default=2, help="trainings at once")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse the searches (tuning.json) and the runs (study.csv) an earlier call left in --out")
     args = ap.parse_args(argv)
     from pairhook.synthetic import make_dataset
 
@@ -176,40 +219,42 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train = dict(TRAIN, plots=False, epochs=args.epochs, imgsz=args.imgsz, model=args.model)
     print(f"study: {args.images} train / {held} val / {held} test images in {ds.root}; {machine()}", flush=True)
 
-    with _pool(args.jobs) as pool:
-        futures = [pool.submit(_tune, name, data, pairs, str(out / "tune" / name), args.trials, args.fitness,
-                               dict(train, seed=args.tune_seed)) for name in SPACES]
-        tuned = {f.result()["name"]: f.result() for f in futures}
+    done = _done(out) if args.resume else ({}, {})
+    with spawn_pool(args.jobs) as pool:
+        futures = {name: pool.submit(_tune, name, data, pairs, str(out / "tune" / name), args.trials, args.fitness,
+                                     dict(train, seed=args.tune_seed)) for name in SPACES if name not in done[0]}
+        tuned = {name: done[0][name] if name in done[0] else futures[name].result() for name in SPACES}
+    (out / "tuning.json").write_text(json.dumps(tuned, indent=1, default=str))
     for name, t in tuned.items():
         print(f"study: tuned {name}: {t['options']} (objective {t['objective']:.4f}, {t['dir']})", flush=True)
-    variants = {BASELINE: None, "pair_consistency": "pair_consistency",
-                "pair_consistency tuned": {"pair_consistency": tuned["pair_consistency"]["options"]},
-                "symmetric_kl tuned": {"symmetric_kl": tuned["symmetric_kl"]["options"]}}
+    variants = {**FIXED, **{f"{name} tuned": {name: t["options"]} for name, t in tuned.items()}}
     seeds = list(range(args.seeds))
     jobs = [(v, reg, s) for s in seeds for v, reg in variants.items()]
-    runs: list[dict[str, Any]] = []
-    with _pool(args.jobs) as pool:
-        futures = [pool.submit(_train, v.replace(" ", "-"), reg, s, data, pairs, str(out / "runs"), dict(train))
-                   for v, reg, s in jobs]
-        for (v, _, s), f in zip(jobs, futures):
+    runs: list[dict[str, Any]] = [done[1][v, s] for v, _, s in jobs if (v, s) in done[1]]
+    if runs:
+        print(f"study: {len(runs)} of {len(jobs)} runs read from {out / 'study.csv'} (--resume)", flush=True)
+    todo = [(v, reg, s) for v, reg, s in jobs if (v, s) not in done[1]]
+    with spawn_pool(args.jobs) as pool:
+        futures = [pool.submit(_train, _folder(v), reg, s, data, pairs, str(out / "runs"), dict(train))
+                   for v, reg, s in todo]
+        for (v, _, s), f in zip(todo, futures):
             runs.append({**f.result(), "variant": v})
+            _write_csv(out / "study.csv", runs)
             print(f"study: [{len(runs)}/{len(jobs)}] {v} seed {s}: {runs[-1]['seconds']:.0f} s", flush=True)
 
     names = list(variants)
     table = report(runs, names, seeds)
     plot_recall(runs, names, out / "study-recall.png")
     minutes, seconds = divmod(round(time.monotonic() - started), 60)
-    footer = (f"{len(runs)} trainings and {sum(len(t['trials']) for t in tuned.values())} tuning trials in {minutes} "
-              f"min {seconds} s on {machine()} (load avg at the start {load_before})")
+    resumed = len(jobs) - len(todo)
+    footer = (f"{len(todo)} trainings{' and ' if len(done[0]) < len(SPACES) else ''}"
+              f"{sum(len(t['trials']) for n, t in tuned.items() if n not in done[0]) or ''}"
+              f"{' tuning trials' if len(done[0]) < len(SPACES) else ''} in {minutes} min {seconds} s"
+              f"{f' (and {resumed} runs read from an earlier call)' if resumed else ''} on {machine()} "
+              f"(load avg at the start {load_before})")
     options = "\n".join(f"- {n} tuned: {t['options']} (best of {len(t['trials'])} trials, objective "
                         f"{t['objective']:.4f})" for n, t in tuned.items())
     (out / "study.md").write_text(f"{table}\n\n{options}\n\n{footer}\n")
-    (out / "tuning.json").write_text(json.dumps(tuned, indent=1, default=str))
-    with open(out / "study.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["variant", "seed", "run", *(key for _, key in ROWS if key != "gap")])
-        for r in runs:
-            writer.writerow([r["variant"], r["seed"], r["run"], *(r["test"].get(k) for _, k in ROWS if k != "gap")])
     print(f"\n{table}\n\n{options}\n\nstudy: {footer}\nstudy: {out / 'study.md'}, {out / 'study-recall.png'}")
     return {"table": table, "tuned": tuned, "runs": runs, "out": out}
 

@@ -68,7 +68,7 @@ def cmd_plugins() -> int:
 
 
 def cmd_evaluate(**kw: Any) -> int:
-    from pairhook.demo import format_table
+    from pairhook.comparison import format_table
     from pairhook.evaluate import evaluation
 
     result = evaluation(**kw)

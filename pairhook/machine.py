@@ -3,8 +3,10 @@ it next to their figures)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
+from concurrent.futures import ProcessPoolExecutor
 
 
 def load_average() -> str:
@@ -28,3 +30,10 @@ def machine() -> str:
     return (f"{cpu}{gpu}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), load avg "
             f"{load_average()}; Python {platform.python_version()}, torch {torch.__version__}, "
             f"ultralytics {ultralytics.__version__}")
+
+
+def spawn_pool(jobs: int) -> ProcessPoolExecutor:
+    """Worker processes for trainings side by side (the demo, the study): started fresh (``spawn``: no torch or
+    Ultralytics state inherited, the environment is), one task each. Ultralytics trains on ``cores - 1`` threads,
+    one on a 2-core machine, so two trainings at once use both cores."""
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)

@@ -48,24 +48,31 @@ def test_study_paired_interval_is_the_t_interval_of_the_seedwise_differences():
 
 
 @pytest.mark.slow
-def test_study_runs_every_stage_and_reports_each_variant_against_the_baseline(tmp_path):
+def test_study_runs_every_stage_reports_each_variant_against_the_baseline_and_resumes(tmp_path):
     import csv
 
     import study
 
-    res = study.main(["--out", str(tmp_path / "study"), "--images", "8", "--epochs", "1", "--seeds", "2",
-                      "--trials", "1", "--jobs", "1", "--imgsz", "64"])
+    args = ["--out", str(tmp_path / "study"), "--images", "8", "--epochs", "1", "--seeds", "2", "--trials", "1",
+            "--jobs", "1", "--imgsz", "64"]
+    res = study.main(args)
     out = res["out"]
-    variants = ["baseline", "pair_consistency", "pair_consistency tuned", "symmetric_kl tuned"]
+    variants = [*study.FIXED, *(f"{name} tuned" for name in study.SPACES)]
     with open(out / "study.csv") as f:
         rows = list(csv.DictReader(f))
     assert sorted((r["variant"], r["seed"]) for r in rows) == sorted((v, str(s)) for v in variants for s in (0, 1))
     assert all(r["pairs/recall_lower"] != "" for r in rows)  # every run was evaluated on the test split
-    table = (out / "study.md").read_text()
+    means, diffs = res["table"].split("\n\n")
+    assert means.splitlines()[0] == "| test split, last epoch | " + " | ".join(variants) + " |"
+    assert diffs.splitlines()[0] == "| minus the baseline, same seed | " + " | ".join(variants[1:]) + " |"
     for label, _ in study.ROWS:
-        assert f"| {label} |" in table
-    assert table.splitlines()[0].count("− baseline [95% CI]") == 3
+        assert f"| {label} |" in means and f"| {label} |" in diffs
+    assert f"| {study.ACTED} |" in means and study.ACTED not in diffs  # training activity: not a test metric
     for name in study.SPACES:  # each search ran with its regularizer and chose options of its space
         assert set(res["tuned"][name]["options"]) == {k.split(".", 1)[1] for k in study.SPACES[name]}
         assert (Path(res["tuned"][name]["dir"]) / "best.yaml").is_file()
     assert (out / "study-recall.png").stat().st_size > 10_000
+    before = (out / "study.csv").read_text()
+    again = study.main([*args, "--resume"])  # nothing left to do: every run and search is read back
+    assert again["table"] == res["table"] and (out / "study.csv").read_text() == before
+    assert "0 trainings in" in (out / "study.md").read_text()

@@ -22,7 +22,7 @@ from pairhook.config import UNSET
 def test_values_are_typed_and_defaults_filled():
     kw = cli.COMMANDS["demo"].parse("demo", ["epochs=3", "out=runs/x", "model", "=", "yolov8s.yaml", "seed=", "010"])
     assert kw == {"out": "runs/x", "images": 64, "epochs": 3, "imgsz": 128, "model": "yolov8s.yaml", "seed": 10,
-                  "regularizers": "pair_consistency", "seeds": 1}
+                  "regularizers": "pair_consistency", "seeds": 1, "jobs": 2}
     assert cli.COMMANDS["demo"].parse("demo", ["out=007"])["out"] == "007"  # a str key keeps the text
     kw = cli.COMMANDS["inspect"].parse("inspect", ["--data", "d.yaml", "pairs=null"])
     assert kw["data"] == "d.yaml" and kw["pairs"] is None and kw["batches"] == 2
@@ -30,7 +30,7 @@ def test_values_are_typed_and_defaults_filled():
 
 def test_cli_keys_come_from_the_functions():
     assert list(cli.COMMANDS["demo"].keys) == ["out", "images", "epochs", "imgsz", "model", "seed", "regularizers",
-                                               "seeds"]
+                                               "seeds", "jobs"]
     assert cli.COMMANDS["demo"].keys["epochs"] == (int, 60)
     assert cli.COMMANDS["inspect"].keys["data"] == (str, cli.REQUIRED)
     assert cli.COMMANDS["inspect"].keys["pairs"] == (str, None)
@@ -392,7 +392,7 @@ def test_demo_story_names_the_bias_the_activity_and_the_uncertainty():
                        {"pair_consistency": {"pairs one detected": (-0.05, None)}}, seeds=1)
     assert "lower view found 0.25 less often" in lines[0] and "30% of the pairs found on one view only" in lines[0]
     assert "reached 90%" in lines[1] and "acted on 0%" in lines[1] and "no member confident enough" in lines[1]
-    assert "-0.050 from one seed" in lines[2] and "seeds=3" in lines[2]
+    assert "-0.050 from one seed, which cannot tell it from seed-to-seed noise" in lines[2] and "seeds=3" in lines[2]
     lines = demo.story(metrics, {"pair_consistency": {"reached": 0.9, "acted": 0.4}},
                        {"pair_consistency": {"pairs one detected": (-0.05, 0.02)}}, seeds=4)
     assert "acted on 40%" in lines[1] and "confident" not in lines[1]

@@ -49,3 +49,36 @@ def test_demo_baseline_alone_on_the_inspection_benchmark(tmp_path, capsys):
     data = yaml.safe_load((res["data"] / "data.yaml").read_text())
     assert data["test"] == "images/test" and len(list((res["data"] / "images" / "test").glob("*.png"))) == 8
     assert (res["runs"]["baseline"] / "args.yaml").read_text().count("nbs: 8") == 1  # one step per batch
+
+
+def test_demo_trainings_side_by_side_train_what_one_after_another_trains(tmp_path, capsys):
+    """jobs=2 (worker processes) changes the wall time, never what trains: the same rows as jobs=1."""
+    from pairhook.results import read_results
+
+    kw = dict(images=8, epochs=2, imgsz=64, seed=1)
+    side = demo.run_demo(tmp_path / "side", jobs=2, **kw)
+    assert "2 trainings at once, each in its own process" in capsys.readouterr().out
+    alone = demo.run_demo(tmp_path / "alone", jobs=1, **kw)
+    for name in ("baseline", "pair_consistency"):
+        a, b = (read_results(r["runs"][name] / "results.csv") for r in (side, alone))
+        assert len(a) == len(b) == 2
+        for row_a, row_b in zip(a, b):
+            assert {k: v for k, v in row_a.items() if k != "time"} == pytest.approx(
+                {k: v for k, v in row_b.items() if k != "time"}, nan_ok=True)
+    assert side["table"] == alone["table"]
+
+
+def test_demo_with_a_regularizer_of_this_process_trains_here(tmp_path, capsys, pairhook_register):
+    """A worker process cannot import an in-process plugin: the demo says so and trains in this process."""
+    import pairhook
+
+    class Plugin:
+        @pairhook.hookimpl
+        def pairhook_register_regularizers(self, register):
+            register("local_term", lambda ctx: ctx.zero(), loss_name="local_loss")
+
+    pairhook_register(Plugin())
+    res = demo.run_demo(tmp_path / "demo", images=8, epochs=1, imgsz=64, regularizers="local_term", jobs=2)
+    out = capsys.readouterr().out
+    assert "cannot reach worker processes: jobs=1" in out and "trainings at once" not in out
+    assert res["metrics"]["local_term"]["train/local_loss"] == 0.0
