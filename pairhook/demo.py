@@ -10,11 +10,11 @@ prints how long it took, with the CPU and its load.
 The dataset is the inspection benchmark (:data:`DATASET`, ``preset="inspection"`` of
 :func:`pairhook.synthetic.make_dataset`): two stacked views, the lower one blurred, low-contrast and noisy, classes
 that differ only by a thin inner mark, so the baseline finds the lower view less often than the upper one. The
-defaults (64 training images, 60 epochs at imgsz 128, an optimizer step every batch: :data:`TRAIN`) take a few
-minutes on two CPU cores; with much shorter runs a model trained from scratch detects nothing yet (mAP 0) and the
-pair term stays 0, because no member is confident enough to teach. On a run this short the gap between two runs is
-mostly noise: read one seed as a tour of what pairhook adds (a loss column, the per-view metrics, plots, the
-comparison), not as a benchmark; ``benchmarks/study.py`` is the study.
+defaults (64 training images, 60 epochs at imgsz 128, an optimizer step every batch: :data:`TRAIN`) take about 4
+minutes on two CPU cores, the two trainings side by side (``jobs=2``). With much shorter runs a model trained from
+scratch detects nothing yet (mAP 0) and the pair term stays 0, because no member is confident enough to teach. On
+a run this short the gap between two runs is mostly noise: read one seed as a tour of what pairhook adds (a loss
+column, the per-view metrics, plots, the comparison), not as a benchmark; ``benchmarks/study.py`` is the study.
 """
 
 from __future__ import annotations
