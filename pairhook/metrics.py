@@ -84,6 +84,11 @@ def view_members(gt_boxes: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.Ten
     return torch.where(b_upper, b, a), torch.where(b_upper, a, b), d[:, 1].abs() > d[:, 0].abs()
 
 
+#: Length of :attr:`PairMetrics.counts`: pairs, both found, both localized, classes agree, confidence gap sum, one
+#: found, vertical pairs, upper found, lower found.
+N_COUNTS = 9
+
+
 class PairMetrics:
     """Accumulates pair-consistency counts over images; :meth:`compute` gives the :data:`KEYS` dict.
 
@@ -120,13 +125,13 @@ class PairMetrics:
     def reduce(self, reduce: Callable[[torch.Tensor], torch.Tensor], device: torch.device | str) -> None:
         """Replace the raw counts by ``reduce(counts)``, e.g. their sum over multi-GPU ranks (every rank calls it,
         with zeros on ``device`` where it saw no pair), so :meth:`compute` gives the metrics of all images."""
-        counts = self.counts if self.counts is not None else torch.zeros(5, dtype=torch.float64, device=device)
+        counts = self.counts if self.counts is not None else torch.zeros(N_COUNTS, dtype=torch.float64, device=device)
         self.counts = reduce(counts)
 
     def compute(self) -> dict[str, float]:
         """The :data:`KEYS` dict; NaN where nothing was there to measure (see the module docstring)."""
         n, both, localized, agree, gap, one, vertical, upper, lower = (
-            self.counts.tolist() if self.counts is not None else [0.0] * 9)
+            self.counts.tolist() if self.counts is not None else [0.0] * N_COUNTS)
 
         def ratio(num: float, den: float) -> float:
             return num / den if den else math.nan

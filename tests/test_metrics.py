@@ -150,3 +150,14 @@ def test_validator_glue_reads_both_prediction_formats(fmt):
     m = collector.stats()
     assert m == pytest.approx(pair_metrics([image()]), nan_ok=True)
     assert collector.last is m and collector.metrics.compute()["pairs/n"] == 0  # reset for the next validation
+
+
+def test_a_rank_without_pairs_reduces_zeros_of_every_count():
+    """DDP: a rank whose shard had no pair sums zeros of the full count vector with the others (here: itself)."""
+    from pairhook.metrics import N_COUNTS
+
+    m = PairMetrics()
+    m.reduce(lambda counts: counts, "cpu")
+    assert m.counts.shape == (N_COUNTS,)
+    out = m.compute()
+    assert out["pairs/n"] == 0.0 and all(math.isnan(v) for k, v in out.items() if k != "pairs/n")
