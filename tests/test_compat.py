@@ -269,9 +269,13 @@ def test_model_tune_with_ray_trains_every_trial_with_the_term(dataset, tmp_path)
     if "search_alg" in inspect.signature(importlib.import_module("ultralytics.utils.tuner").run_ray_tune).parameters:
         args["search_alg"] = "random"  # the default, optuna, is an extra of Ultralytics' own
     from ultralytics.utils import SETTINGS
+    from ultralytics.utils.callbacks import raytune as raytune_callbacks
 
     raytune = SETTINGS["raytune"]
-    SETTINGS.update({"raytune": True})  # Ultralytics' own Ray callback, as a user has it (conftest turns it off)
+    # Ultralytics' own Ray callback, as a user has it (conftest turns it off). The module decides at import whether
+    # its callback exists, and an earlier test may have imported it with the setting off: import it again.
+    SETTINGS.update({"raytune": True})
+    importlib.reload(raytune_callbacks)
     try:
         if compat.run_ray_tune_problem():
             refused = r"use_ray=True\) cannot train .* pairhook.tune\(model, engine='ray'"
@@ -286,6 +290,7 @@ def test_model_tune_with_ray_trains_every_trial_with_the_term(dataset, tmp_path)
             ray.shutdown()
     finally:
         SETTINGS.update({"raytune": raytune})
+        importlib.reload(raytune_callbacks)
     assert len(grid) == 2
     for result in grid:
         assert result.error is None, result.error

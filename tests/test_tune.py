@@ -51,6 +51,14 @@ def test_trial_commands_of_every_release_are_recognised(monkeypatch):
     assert calls == [(["child", "epochs=1"], "1"), (["torchrun", "x.py"], None)] and shim.launched == 1
     with pytest.raises(RuntimeError, match="unrecognised tuner trial command"):
         shim.run(["ultralytics-new", "train", "epochs=1"])
+    # 8.3.85 runs the joined words through a shell: the same trial, launched as words without the shell
+    assert tuner.training_args("yolo train epochs=1 lr0=0.01") == ["epochs=1", "lr0=0.01"]
+    seen = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, *a, **k: seen.append((cmd, k.get("shell"))))
+    shim.run("yolo train epochs=1", check=True, shell=True)
+    assert seen == [(["child", "epochs=1"], None)] and shim.launched == 2
+    with pytest.raises(RuntimeError, match="unrecognised tuner trial command"):
+        shim.run("ultralytics-new train epochs=1", shell=True)
 
 
 def test_trial_arguments_are_read_like_yolo_train():

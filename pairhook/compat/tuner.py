@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import subprocess
 import types
 from collections.abc import Iterator, Sequence
@@ -23,8 +24,15 @@ from typing import Any, Callable, Optional
 TRIAL_MODULES = ("ultralytics.engine.tuner", "ultralytics.engine.trainer")
 
 
+def _words(cmd: Any) -> Any:
+    """A command as a list of words: 8.3.85 runs ``" ".join(["yolo", "train", ...])`` with ``shell=True``."""
+    return shlex.split(cmd) if isinstance(cmd, str) else cmd
+
+
 def training_args(cmd: Any) -> Optional[list[str]]:
-    """The ``key=value`` arguments of an Ultralytics command-line training command; ``None`` for any other command."""
+    """The ``key=value`` arguments of an Ultralytics command-line training command (a list of words, or the shell
+    string some releases run); ``None`` for any other command."""
+    cmd = _words(cmd)
     if not isinstance(cmd, (list, tuple)) or "train" not in cmd:
         return None
     i = list(cmd).index("train")
@@ -46,12 +54,13 @@ class TrialSubprocess(types.ModuleType):
         return getattr(subprocess, name)
 
     def run(self, cmd: Any, *args: Any, **kwargs: Any) -> subprocess.CompletedProcess:
-        train = training_args(cmd)
-        if train is None and isinstance(cmd, (list, tuple)) and "train" in cmd:
-            raise RuntimeError(f"pairhook: unrecognised tuner trial command {list(cmd)[:4]}...; refusing to run a "
+        train, words = training_args(cmd), _words(cmd)
+        if train is None and isinstance(words, (list, tuple)) and "train" in words:
+            raise RuntimeError(f"pairhook: unrecognised tuner trial command {list(words)[:4]}...; refusing to run a "
                                "trial without pairhook's installation. Use pairhook.tune(model, ...) instead")
         if train is not None:
             cmd = self.launch(train)
+            kwargs.pop("shell", None)  # the launch is a list of words
             kwargs["env"] = {**(kwargs.get("env") or os.environ), **self.env}
             self.launched += 1
         return subprocess.run(cmd, *args, **kwargs)
