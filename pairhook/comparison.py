@@ -116,8 +116,9 @@ def story(metrics: dict[str, dict[str, Optional[float]]], activity: dict[str, di
         if diff is not None:
             mean, std = diff
             lines.append(f"{name} - baseline, pairs on one view only: {mean:+.3f}" + (
-                f" ± {std:.3f} (std over {seeds} paired seeds; a difference under about {2 / math.sqrt(seeds):.1f}"
-                " std is not established)" if std is not None else
+                f" ± {std:.3f} (std over {seeds} paired seeds; a mean difference within "
+                f"±{2 * std / math.sqrt(seeds):.3f}, about two standard errors, is not established)"
+                if std is not None else
                 " from one seed, which cannot tell it from seed-to-seed noise; seeds=3 or more gives mean ± std over "
                 "paired seeds, benchmarks/study.py the full study"))
     return lines

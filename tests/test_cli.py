@@ -396,4 +396,5 @@ def test_demo_story_names_the_bias_the_activity_and_the_uncertainty():
     lines = demo.story(metrics, {"pair_consistency": {"reached": 0.9, "acted": 0.4}},
                        {"pair_consistency": {"pairs one detected": (-0.05, 0.02)}}, seeds=4)
     assert "acted on 40%" in lines[1] and "confident" not in lines[1]
-    assert "-0.050 ± 0.020 (std over 4 paired seeds" in lines[2]
+    assert "-0.050 ± 0.020 (std over 4 paired seeds; a mean difference within ±0.020, about two standard errors" \
+        in lines[2]
