@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -46,6 +47,12 @@ def offline_switches() -> None:
     os.environ.setdefault("ULTRALYTICS_SKIP_REQUIREMENTS_CHECKS", "1")
 
 
+def _temporary_dir() -> str:
+    path = tempfile.mkdtemp(prefix="pairhook-yolo-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def setup_offline(config_dir: str | Path | None = None) -> Path:
     """Configure this process for a fully offline Ultralytics run; returns the config dir used.
 
@@ -53,7 +60,7 @@ def setup_offline(config_dir: str | Path | None = None) -> Path:
         config_dir: the Ultralytics config dir for this process (``YOLO_CONFIG_DIR``), e.g. a temporary folder:
             it is created and the font Ultralytics would download is put in it (a copy of matplotlib's
             DejaVu Sans). Without it, an existing ``YOLO_CONFIG_DIR`` is used as it is, nothing written into
-            it, and otherwise a new temporary folder is made and prepared.
+            it, and otherwise a new temporary folder is made and prepared (and removed when this process exits).
 
     The offline switches (``YOLO_OFFLINE`` and others) disable Ultralytics' events as well, so the settings file
     is left as it is (this used to write ``sync: false`` into it).
@@ -63,7 +70,7 @@ def setup_offline(config_dir: str | Path | None = None) -> Path:
 
         warnings.warn("pairhook.offline.setup_offline() called after ultralytics was imported", stacklevel=2)
     prepare = config_dir is not None or not os.environ.get("YOLO_CONFIG_DIR")
-    cfg = Path(config_dir or os.environ.get("YOLO_CONFIG_DIR") or tempfile.mkdtemp(prefix="pairhook-yolo-"))
+    cfg = Path(config_dir or os.environ.get("YOLO_CONFIG_DIR") or _temporary_dir())
     offline_switches()
     os.environ["YOLO_CONFIG_DIR"] = str(cfg)
     cfg.mkdir(parents=True, exist_ok=True)  # else 8.3+ would use a folder of its own

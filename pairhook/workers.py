@@ -16,6 +16,8 @@ Regularizers must therefore be importable by the workers (built-ins, entry point
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import os
 import pickle
@@ -97,10 +99,18 @@ def read_installations(path: str) -> list[Any]:
 
 
 def hand_over(trainer: Any) -> str:
-    """Pickle the trainer's pairhook installations for its workers; return the file (also put in ``$ENV``)."""
+    """Pickle the trainer's pairhook installations for its workers; return the file (also put in ``$ENV``).
+
+    The file is removed when this process exits (the workers have read it by then)."""
     path = write_installations(installations_in(trainer.callbacks))
+    atexit.register(_remove, path)
     os.environ[ENV] = path
     return path
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def adopt(trainer: Any, path: str) -> None:

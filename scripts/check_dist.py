@@ -12,14 +12,17 @@ torch, and run the smoke tests (tests/test_dist.py) against that installation.
 4. ``pytest -m dist tests/test_dist.py`` with ``PAIRHOOK_DIST_PYTHON`` and ``PAIRHOOK_DIST_DIR`` set: the CLI and
    the plugin example run from the fresh environment, and the sdist's own tests from the unpacked sdist.
 
-Run with the checkout's environment (``.venv/bin/python scripts/check_dist.py``); needs the package index that
-``scripts/setup.sh`` uses. Prints each step's time; exits non-zero on the first failure.
+The environments (about 6 GB, torch included) live in a temporary folder that is removed afterwards, pass or
+fail; with ``--work DIR`` they are kept there. Run with the checkout's environment
+(``.venv/bin/python scripts/check_dist.py``); needs the package index that ``scripts/setup.sh`` uses. Prints each
+step's time; exits non-zero on the first failure.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,7 +51,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=None, help="folder for the environments and dist (default: temp)")
     a = ap.parse_args()
-    work = (a.work or Path(tempfile.mkdtemp(prefix="pairhook-dist-"))).resolve()
+    if a.work:
+        return check(a.work.resolve())
+    work = Path(tempfile.mkdtemp(prefix="pairhook-dist-"))
+    try:
+        return check(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def check(work: Path) -> int:
     work.mkdir(parents=True, exist_ok=True)
     dist, start = work / "dist", time.monotonic()
     print(f"check_dist: working in {work}")

@@ -224,6 +224,19 @@ def test_multi_gpu_worker_trains_with_the_term(dataset, tmp_path, monkeypatch):
     assert row["train/skl_loss"] > 0 and math.isfinite(row["train/pair_loss"])
 
 
+def test_hand_over_file_is_removed_when_the_launching_process_exits(tmp_path):
+    """Each multi-GPU launch on releases before 8.4.140 pickles the installations to a file for the workers; the
+    launching process removes it at exit rather than leaving one per training in the temporary folder."""
+    code = ("import types; from pairhook import workers; p = workers.hand_over(types.SimpleNamespace(callbacks={})); "
+            "print('FILE', p, workers.read_installations(p))")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "TMPDIR": str(tmp_path)},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    path = Path(out.stdout.split("FILE ", 1)[1].split()[0])
+    assert path.parent == tmp_path and out.stdout.rstrip().endswith("[]")  # written and readable during the run
+    assert not path.exists()
+
+
 def trial_rows(root: Path, monkeypatch) -> list[dict[str, float]]:
     """Record the last results.csv row of every ``model.tune()`` trial as it finishes (the tuner deletes the runs
     of all trials but the best): the list fills while the tuner runs."""

@@ -158,6 +158,19 @@ def test_setup_offline_leaves_an_existing_config_dir_alone(tmp_path):
     assert files(cfg) == before  # no `sync: false`, no font copies
 
 
+def test_setup_offline_removes_the_temporary_config_dir_it_made(tmp_path):
+    """Without a config dir, setup_offline() makes a temporary one (15 MB with the fonts); it is gone when the
+    process exits, so repeated runs (a CI machine's test sessions) do not fill the disk."""
+    env = user_env(tmp_path / "home", TMPDIR=str(tmp_path))
+    env.pop("YOLO_CONFIG_DIR", None)
+    code = ("from pairhook.offline import setup_offline; d = setup_offline(); "
+            "print('DIR', d, (d / 'Arial.ttf').is_file())")
+    out = run([sys.executable, "-c", code], tmp_path, env)
+    made = Path(out.split("DIR ", 1)[1].split()[0])
+    assert made.parent == tmp_path and "True" in out  # it was there, prepared, during the run
+    assert not made.exists()
+
+
 @pytest.mark.parametrize("env, default, expected", [
     ({}, False, False),
     ({}, True, True),
