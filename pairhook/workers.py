@@ -17,11 +17,11 @@ Regularizers must therefore be importable by the workers (built-ins, entry point
 from __future__ import annotations
 
 import atexit
-import contextlib
 import importlib
 import os
 import pickle
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from pairhook import compat
@@ -103,14 +103,9 @@ def hand_over(trainer: Any) -> str:
 
     The file is removed when this process exits (the workers have read it by then)."""
     path = write_installations(installations_in(trainer.callbacks))
-    atexit.register(_remove, path)
+    atexit.register(Path(path).unlink, missing_ok=True)
     os.environ[ENV] = path
     return path
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
 
 
 def adopt(trainer: Any, path: str) -> None:

@@ -4,22 +4,18 @@ Every connection this process opens to anything but the loopback address is refu
 tried one fails, so "the tests never touch the network" is checked on every run and every Ultralytics release.
 """
 
-import atexit
 import ipaddress
 import logging
 import os
 import re
-import shutil
 import socket
-import tempfile
 
 from pairhook.offline import setup_offline
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray (the tuning tests) reports nothing anywhere
 
-_CONFIG_DIR = tempfile.mkdtemp(prefix="pairhook-test-yolo-")
-atexit.register(shutil.rmtree, _CONFIG_DIR, ignore_errors=True)  # 15 MB a session otherwise
-setup_offline(_CONFIG_DIR)
+os.environ.pop("YOLO_CONFIG_DIR", None)  # never the user's settings: a temporary folder, removed at exit
+setup_offline()
 
 from ultralytics.utils import SETTINGS  # noqa: E402 - the session's own settings file, in that temporary folder
 
