@@ -24,6 +24,10 @@ Over the GT pairs seen (``pairs/n``):
 * ``pairs/conf_gap``: mean ``|conf_a - conf_b|`` of the two members' detections, over pairs with both detected.
 
 An empty denominator gives NaN (never 0, which would read as perfect agreement or as a total miss).
+
+All of these are counted at ``conf``, so a detector that only raises its scores raises them too. The threshold-free
+per-view metrics beside them (each view's AP, its recall at matched precision, wrong-class boxes on the members) are
+in :mod:`pairhook.view_metrics`; :class:`PairMetrics` computes both.
 """
 
 from __future__ import annotations
@@ -33,8 +37,13 @@ from typing import Callable
 
 import torch
 
-KEYS = ("pairs/both_detected", "pairs/one_detected", "pairs/recall_upper", "pairs/recall_lower", "pairs/class_agree",
-        "pairs/conf_gap", "pairs/n")
+from pairhook.view_metrics import KEYS as VIEW_KEYS
+from pairhook.view_metrics import ViewMetrics
+
+COUNT_KEYS = ("pairs/both_detected", "pairs/one_detected", "pairs/recall_upper", "pairs/recall_lower",
+              "pairs/class_agree", "pairs/conf_gap", "pairs/n")
+#: Every pair metric, in ``results.csv``'s order: the thresholded counts, then the per-view metrics.
+KEYS = COUNT_KEYS + VIEW_KEYS
 IOU = 0.5
 CONF = 0.25
 
@@ -92,7 +101,8 @@ N_COUNTS = 9
 class PairMetrics:
     """Accumulates pair-consistency counts over images; :meth:`compute` gives the :data:`KEYS` dict.
 
-    Counts stay on the tensors' device until :meth:`compute`, so :meth:`update` never waits for the device.
+    The counts stay on the tensors' device until :meth:`compute`; the per-view matching (:mod:`pairhook.view_metrics`)
+    runs Ultralytics' mAP matching, on the host, as the validator itself does for every image.
     """
 
     def __init__(self, iou: float = IOU, conf: float = CONF) -> None:
@@ -103,6 +113,7 @@ class PairMetrics:
         # pairs, both detected, both localized, class agree, sum of conf gaps, exactly one detected,
         # vertically shifted pairs, their upper members detected, their lower members detected
         self.counts: torch.Tensor | None = None
+        self.views = ViewMetrics(self.iou, self.conf)
 
     def update(self, gt_boxes: torch.Tensor, gt_cls: torch.Tensor, pairs: torch.Tensor, boxes: torch.Tensor,
                conf: torch.Tensor, cls: torch.Tensor) -> None:
@@ -117,6 +128,7 @@ class PairMetrics:
         agree = localized & (loc_cls[a] == loc_cls[b])
         gap = torch.where(both, (det[a] - det[b]).abs(), 0.0)
         upper, lower, vertical = view_members(gt_boxes, pairs)
+        self.views.update(gt_boxes, gt_cls, upper, lower, vertical, boxes, conf, cls)
         parts = (both, localized, agree, gap, found[a] ^ found[b], vertical, found[upper] & vertical,
                  found[lower] & vertical)
         counts = torch.stack([gap.new_tensor(len(a), dtype=torch.float64), *(x.sum().double() for x in parts)])
@@ -127,6 +139,7 @@ class PairMetrics:
         with zeros on ``device`` where it saw no pair), so :meth:`compute` gives the metrics of all images."""
         counts = self.counts if self.counts is not None else torch.zeros(N_COUNTS, dtype=torch.float64, device=device)
         self.counts = reduce(counts)
+        self.views.reduce(reduce, device)
 
     def compute(self) -> dict[str, float]:
         """The :data:`KEYS` dict; NaN where nothing was there to measure (see the module docstring)."""
@@ -136,8 +149,9 @@ class PairMetrics:
         def ratio(num: float, den: float) -> float:
             return num / den if den else math.nan
 
-        return dict(zip(KEYS, (ratio(both, n), ratio(one, n), ratio(upper, vertical), ratio(lower, vertical),
-                               ratio(agree, localized), ratio(gap, both), float(n))))
+        counted = zip(COUNT_KEYS, (ratio(both, n), ratio(one, n), ratio(upper, vertical), ratio(lower, vertical),
+                                   ratio(agree, localized), ratio(gap, both), float(n)))
+        return {**dict(counted), **self.views.compute()}
 
 
 def pair_metrics(images: list[dict[str, torch.Tensor]], iou: float = IOU, conf: float = CONF) -> dict[str, float]:
@@ -151,7 +165,12 @@ def pair_metrics(images: list[dict[str, torch.Tensor]], iou: float = IOU, conf: 
 def format_metrics(m: dict[str, float]) -> str:
     """One log line: ``both detected 0.750, one detected 0.250, recall upper 1.000 lower 0.750, class agree 1.000,
     conf gap 0.120 over 4 pairs``."""
+    def g(name: str) -> float:
+        return m.get(f"pairs/{name}", math.nan)
+
     return (f"both detected {m['pairs/both_detected']:.3f}, one detected {m['pairs/one_detected']:.3f}, "
             f"recall upper {m['pairs/recall_upper']:.3f} lower {m['pairs/recall_lower']:.3f}, "
             f"class agree {m['pairs/class_agree']:.3f}, conf gap {m['pairs/conf_gap']:.3f} over {int(m['pairs/n'])} "
-            "pairs")
+            f"pairs; AP50-95 upper {g('ap_upper'):.3f} lower {g('ap_lower'):.3f}, recall at precision 0.8 upper "
+            f"{g('recall_p80_upper'):.3f} lower {g('recall_p80_lower'):.3f}, wrong-class boxes upper "
+            f"{g('wrong_class_upper'):.3f} lower {g('wrong_class_lower'):.3f}")

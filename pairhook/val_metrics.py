@@ -135,6 +135,9 @@ PANELS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("recall per view", (("pairs/recall_upper", "upper"), ("pairs/recall_lower", "lower"))),
     ("pairs/class_agree", (("pairs/class_agree", ""),)),
     ("pairs/conf_gap", (("pairs/conf_gap", ""),)),
+    ("AP50-95 per view", (("pairs/ap_upper", "upper"), ("pairs/ap_lower", "lower"))),
+    ("recall at precision 0.8", (("pairs/recall_p80_upper", "upper"), ("pairs/recall_p80_lower", "lower"))),
+    ("wrong-class boxes on members", (("pairs/wrong_class_upper", "upper"), ("pairs/wrong_class_lower", "lower"))),
 )
 
 
@@ -144,9 +147,11 @@ def pairs_figure(csv_path: str | Path) -> Any:
 
     cols = columns(read_results(csv_path), ("epoch", *KEYS))
     epochs = cols.get("epoch", [])
-    fig = Figure(figsize=(3.6 * len(PANELS), 3.5), tight_layout=True)
+    cols_per_row = 4
+    rows = -(-len(PANELS) // cols_per_row)
+    fig = Figure(figsize=(3.6 * cols_per_row, 3.3 * rows), tight_layout=True)
     for i, (title, lines) in enumerate(PANELS):
-        ax = fig.add_subplot(1, len(PANELS), i + 1)
+        ax = fig.add_subplot(rows, cols_per_row, i + 1)
         ax.set_title(title, fontsize=12)
         ax.set_xlabel("epoch")
         drawn = [(label, cols[key]) for key, label in lines

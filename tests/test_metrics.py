@@ -7,7 +7,15 @@ import math
 import pytest
 import torch
 
-from pairhook.metrics import KEYS, PairMetrics, format_metrics, member_detections, pair_metrics, view_members
+from pairhook.metrics import (
+    COUNT_KEYS,
+    KEYS,
+    PairMetrics,
+    format_metrics,
+    member_detections,
+    pair_metrics,
+    view_members,
+)
 from pairhook.pairs import PAIRS_KEY
 from pairhook.val_metrics import PairValidation
 
@@ -76,8 +84,12 @@ def test_sideways_pairs_count_as_inconsistent_but_not_per_view():
 
 def test_log_line_names_every_metric():
     line = format_metrics(pair_metrics([image()]))
+    m = pair_metrics([image()])
     assert line == ("both detected 0.667, one detected 0.333, recall upper 1.000 lower 0.667, class agree 0.500, "
-                    "conf gap 0.250 over 3 pairs")
+                    "conf gap 0.250 over 3 pairs; "
+                    f"AP50-95 upper {m['pairs/ap_upper']:.3f} lower {m['pairs/ap_lower']:.3f}, recall at precision 0.8 "
+                    f"upper {m['pairs/recall_p80_upper']:.3f} lower {m['pairs/recall_p80_lower']:.3f}, wrong-class "
+                    "boxes upper 0.000 lower 0.333")  # member 5's class-1 box
 
 
 def test_member_detections_pick_the_most_confident_box():
@@ -94,7 +106,11 @@ def test_iou_threshold_is_applied():
 
 
 def test_confidence_threshold_is_applied():
-    assert pair_metrics([image()], conf=0.0) == pytest.approx(pair_metrics([image()]))  # nothing between 0 and 0.25
+    every, default = pair_metrics([image()], conf=0.0), pair_metrics([image()])
+    # no right-class box between 0 and 0.25; member 0's class-1 box at 0.1 is a wrong-class box at conf 0
+    assert {k: every[k] for k in COUNT_KEYS} == pytest.approx({k: default[k] for k in COUNT_KEYS})
+    assert every["pairs/wrong_class_upper"] == pytest.approx(1 / 3) and default["pairs/wrong_class_upper"] == 0
+    assert every["pairs/ap_upper"] == default["pairs/ap_upper"]  # AP uses every box whatever the threshold
     m = pair_metrics([image()], conf=0.55)  # member 5's right-class box (0.5) no longer counts
     assert m["pairs/both_detected"] == pytest.approx(1 / 3)
     assert m["pairs/class_agree"] == pytest.approx(1 / 2)

@@ -111,3 +111,26 @@ def add_metric_keys(trainer: Any, defaults: dict[str, float]) -> None:
     if isinstance(metrics, dict):
         for k, v in defaults.items():
             metrics.setdefault(k, v)
+
+
+#: IoU thresholds of mAP50-95, as Ultralytics' detection validator uses them.
+IOU_THRESHOLDS = torch.linspace(0.5, 0.95, 10)
+
+
+def match_predictions(pred_cls: torch.Tensor, gt_cls: torch.Tensor, iou: torch.Tensor) -> torch.Tensor:
+    """``(N, 10)`` bool: prediction ``n`` is a true positive at each mAP IoU threshold, matched as Ultralytics'
+    validator matches for mAP (class-aware; ``iou`` is ``(G, N)``, predictions in descending confidence, which
+    releases that match greedily by confidence rely on)."""
+    from types import SimpleNamespace
+
+    from ultralytics.engine.validator import BaseValidator
+
+    out = BaseValidator.match_predictions(SimpleNamespace(iouv=IOU_THRESHOLDS), pred_cls, gt_cls, iou)
+    return torch.as_tensor(out, dtype=torch.bool)
+
+
+def average_precision(recall: Any, precision: Any) -> float:
+    """Ultralytics' AP of one precision-recall curve (COCO's 101-point interpolation of the precision envelope)."""
+    from ultralytics.utils.metrics import compute_ap
+
+    return float(compute_ap(recall, precision)[0])
