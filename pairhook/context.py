@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -81,7 +82,13 @@ class PairContext:
         row_grads: set by pairhook's criterion when ``logits`` is a view of a head output that Ultralytics' loss also
             differentiates; gathered rows then send their gradient through it (see :class:`RowGrads`).
         activity: set by pairhook's criterion in training for a regularizer registered with ``needs_pairs=True``;
-            :meth:`pair_mean` counts into it (the ``train/<name>_reached`` and ``_acted`` columns).
+            :meth:`pair_mean` and :meth:`count` count into it (the ``train/<name>_reached`` and ``_acted`` columns).
+        features: the neck's feature maps feeding the head, ``(B, C_l, H_l, W_l)`` per level, with their graph, where
+            the release passes them to the loss (Ultralytics 8.4 and newer, :func:`pairhook.compat.neck_features`);
+            else None. They are the model's own tensors: reading them costs nothing.
+        strides: px per feature cell of each level of ``features`` (None without them).
+        cls_gain: the class loss's gain (Ultralytics' ``cls`` argument, 0.5 by default): a term divided by
+            :attr:`target_scores_sum` and multiplied by it is scaled exactly as Ultralytics' class loss.
     """
 
     logits: torch.Tensor
@@ -99,6 +106,29 @@ class PairContext:
     anchor_points: Optional[torch.Tensor] = None
     row_grads: Optional[RowGrads] = field(default=None, repr=False, compare=False)
     activity: Optional[PairActivity] = field(default=None, repr=False, compare=False)
+    features: Optional[tuple[torch.Tensor, ...]] = field(default=None, repr=False, compare=False)
+    strides: Optional[tuple[float, ...]] = None
+    cls_gain: float = 0.5
+
+    @property
+    def target_scores_sum(self) -> torch.Tensor:
+        """0-d: the sum of the assigner's targets, at least 1: what Ultralytics divides its class loss by, so a term
+        divided by it is independent of the batch size and of the number of boxes, as that loss is."""
+        return self.target_scores.sum().clamp_min(1)
+
+    def ramp(self, fraction: float) -> float:
+        """The consistency ramp-up of Mean Teacher and CSD: ``exp(-5 (1 - t)^2)`` with ``t`` the share of the first
+        ``fraction`` of the epochs done (1 from then on; 1 always when ``fraction`` is 0 or outside training)."""
+        if fraction <= 0 or not self.training:
+            return 1.0
+        t = min(1.0, (self.epoch + 1) / max(fraction * self.epochs, 1.0))
+        return math.exp(-5.0 * (1.0 - t) ** 2)
+
+    def count(self, active: torch.Tensor, acted: torch.Tensor) -> None:
+        """Count the pairs a term reached (``active``) and acted on (``acted``), both (P,) bool, for the activity
+        columns; what :meth:`pair_mean` does for a mean."""
+        if self.activity is not None:
+            self.activity.count(active, acted)
 
     @property
     def num_pairs(self) -> int:
@@ -169,8 +199,7 @@ class PairContext:
     def pair_mean(self, values: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
         """The mean of per-pair ``values`` (P,) over the ``active`` pairs (P,) bool; an exact 0, still on the graph,
         when none is active. Counts the active pairs and those with a non-zero value for the activity columns."""
-        if self.activity is not None:
-            self.activity.count(active, active & (values.detach() != 0))
+        self.count(active, active & (values.detach() != 0))
         return torch.where(active, values, torch.zeros_like(values)).sum() / active.sum().clamp_min(1)
 
     def zero(self) -> torch.Tensor:

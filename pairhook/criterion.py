@@ -47,7 +47,7 @@ class AssignerCapture(nn.Module):
 class PairhookCriterion:
     """Stands in for a model's ``criterion``: same call contract, plus one loss item per active regularizer."""
 
-    _own = frozenset({"inner", "terms", "training", "branch", "_captured"})
+    _own = frozenset({"inner", "terms", "training", "branch", "_captured", "_owner", "_strides"})
 
     def __init__(self, inner: Any, terms: Terms, training: bool) -> None:
         self.inner = inner
@@ -62,6 +62,9 @@ class PairhookCriterion:
                 owner.assigner = AssignerCapture(owner.assigner, branch, self._captured)
             branches.append(branch)
         self.branch = "one2many" if "one2many" in branches else branches[0]
+        owner = dict(compat.assigner_slots(inner))[self.branch]  # the (sub-)criterion of that branch
+        self._owner = owner
+        self._strides = tuple(compat.head_strides(owner).tolist())  # plain floats: no device copy per call
 
     def restore(self) -> Any:
         """Put the original assigners back and return the wrapped criterion."""
@@ -75,13 +78,15 @@ class PairhookCriterion:
         try:
             loss, items = self.inner(preds, batch)
             logits = compat.class_logits(preds, self.branch, compat.num_classes(self.inner))
-            terms = self._terms(logits, batch, pairs, compat.shared_scores(preds, logits))
+            terms = self._terms(logits, batch, pairs, compat.shared_scores(preds, logits),
+                                compat.neck_features(preds, self.branch))
         finally:
             self._captured.clear()  # never keep a past batch's tensors alive
         return compat.add_terms(loss, items, terms, logits.shape[0])
 
     def _terms(self, logits: torch.Tensor, batch: dict[str, Any], pairs: torch.Tensor | None,
-               scores: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+               scores: torch.Tensor | None = None, features: tuple[torch.Tensor, ...] | None = None
+               ) -> dict[str, torch.Tensor]:
         anchor_points, gt_labels, gt_bboxes, assigned = self._captured[self.branch]
         _, target_bboxes, target_scores, fg_mask, target_gt_idx = assigned
         pairs = torch.zeros(0, 3, dtype=torch.long) if pairs is None else pairs
@@ -103,6 +108,9 @@ class PairhookCriterion:
                 epochs=self.terms.epochs,
                 training=self.training,
                 row_grads=RowGrads.attach(scores, logits),
+                features=features,
+                strides=None if features is None else self._strides,
+                cls_gain=compat.class_gain(self._owner),
             )
             return {reg.loss_name: self._term(reg, ctx) for reg in self.terms.active}
 

@@ -23,7 +23,7 @@ from pairhook import hookspecs, log
 
 ENTRYPOINT_GROUP = "pairhook"
 DISABLE_ENV = "PAIRHOOK_DISABLE_ENTRYPOINTS"
-DEFAULT_PLUGINS = ("pairhook.regularizers",)
+DEFAULT_PLUGINS = ("pairhook.regularizers", "pairhook.teacher_terms")
 BUILT_IN = "built-in"
 
 pm = pluggy.PluginManager("pairhook")

@@ -271,10 +271,10 @@ def member_ctx(value: float, dtype=torch.float32) -> PairContext:
     )
 
 
-@pytest.mark.parametrize("name", ["pair_consistency", "symmetric_kl"])
+@pytest.mark.parametrize("name", ["pair_consistency", "symmetric_kl", "pair_quality"])
 @pytest.mark.parametrize("value", [float("inf"), -float("inf"), float("nan"), 3e38, -3e38, 1e4])
 def test_non_finite_or_extreme_logits_never_give_a_non_finite_term(det, name, value):
-    crit = wrapped(det, {name: {"anchor": "mean"}} if abs(value) == 3e38 else name)
+    crit = wrapped(det, {name: {"anchor": "mean"}} if abs(value) == 3e38 and name != "pair_quality" else name)
     (reg,) = crit.terms.active
     raw = reg(member_ctx(value))
     ctx = member_ctx(value)
@@ -331,12 +331,12 @@ def test_skip_path_has_no_host_sync_on_cuda(det, bad, name):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_autocast_half_inputs_give_finite_fp32_terms(det, dtype):
     batch = paired_batch()
-    crit = wrapped(det, ["pair_consistency", "symmetric_kl"])
+    crit = wrapped(det, ["pair_consistency", "symmetric_kl", "pair_quality", "pair_feature"])
     with torch.autocast("cpu", dtype=dtype):
         preds = det(batch["img"])
         assert preds["scores"].dtype == dtype
         loss, items = crit(preds, batch)
-    for name in ("pair_loss", "skl_loss"):
+    for name in ("pair_loss", "skl_loss", "pairq_loss", "pairf_loss"):
         assert items[name].dtype == torch.float32 and torch.isfinite(items[name])
     assert int(crit.terms.skip_counter("pair_loss", loss.device)) == 0
     loss.sum().backward()
@@ -366,8 +366,9 @@ def test_batches_without_labels_or_pairs_give_an_exact_attached_zero(det, case):
     else:
         batch["pairhook_pairs"] = torch.zeros(0, 3, dtype=torch.long)
     preds = leaf_preds(det, batch["img"])
-    loss, items = wrapped(det, ["pair_consistency", "symmetric_kl"])(preds, batch)
-    assert items["pair_loss"] == 0 and items["skl_loss"] == 0 and torch.isfinite(loss).all()
+    loss, items = wrapped(det, ["pair_consistency", "symmetric_kl", "pair_quality", "pair_feature"])(preds, batch)
+    assert all(items[k] == 0 for k in ("pair_loss", "skl_loss", "pairq_loss", "pairf_loss"))
+    assert torch.isfinite(loss).all()
     assert loss.requires_grad
 
 

@@ -114,6 +114,31 @@ def class_logits(preds: Any, branch: str, nc: int) -> torch.Tensor:
     return torch.cat([f.view(b, f.shape[1], -1) for f in feats], 2)[:, -nc:].permute(0, 2, 1)
 
 
+def neck_features(preds: Any, branch: str) -> tuple[torch.Tensor, ...] | None:
+    """The neck's feature maps that feed the detection head, ``(B, C_l, H_l, W_l)`` per level with their graph, where
+    the raw output carries them (the 8.4 ``{"boxes", "scores", "feats"}`` dict); ``None`` on older releases, whose
+    per-level maps are the head's outputs, not its inputs."""
+    if isinstance(preds, tuple) and len(preds) == 2 and isinstance(preds[1], dict):
+        preds = preds[1]  # eval mode: (decoded predictions, raw outputs)
+    if isinstance(preds, dict) and branch in preds:
+        preds = preds[branch]
+    elif isinstance(preds, dict) and "one2many" in preds:
+        preds = preds["one2many"]
+    feats = preds.get("feats") if isinstance(preds, dict) else None
+    return tuple(feats) if feats is not None else None
+
+
+def head_strides(owner: Any) -> torch.Tensor:
+    """(L,) the detection head's strides, px per feature cell, as the criterion that owns an assigner holds them."""
+    return torch.as_tensor(owner.stride, dtype=torch.float32).flatten()
+
+
+def class_gain(owner: Any) -> float:
+    """The class loss's gain (``cls`` in the training arguments, 0.5 by default) the criterion multiplies by."""
+    hyp = owner.hyp
+    return float(hyp["cls"] if isinstance(hyp, dict) else hyp.cls)
+
+
 def shared_scores(preds: Any, logits: torch.Tensor) -> torch.Tensor | None:
     """The tensor of ``preds`` of which ``logits`` (from :func:`class_logits`) is the ``transpose(1, 2)`` view: the
     head's ``(B, nc, A)`` output that Ultralytics' loss itself differentiates (8.4 dict outputs). ``None`` where
