@@ -20,6 +20,11 @@ from pairhook.pairs.carrier import PAIRS_KEY
 from pairhook.terms import ActiveRegularizer, Terms
 
 
+def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in ``dtype``; ``t`` itself, with no op dispatched, when it is already."""
+    return t if t.dtype == dtype else t.to(dtype)
+
+
 class AssignerCapture(nn.Module):
     """Calls the wrapped task-aligned assigner and records its inputs and outputs for the current loss call."""
 
@@ -74,6 +79,11 @@ class PairhookCriterion:
         return self.inner
 
     def __call__(self, preds: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:
+        if not self.terms.active:  # nothing to add: Ultralytics' own call, not one extra op
+            try:
+                return self.inner(preds, batch)
+            finally:
+                self._captured.clear()
         pairs = batch.get(PAIRS_KEY)
         try:
             loss, items = self.inner(preds, batch)
@@ -89,18 +99,19 @@ class PairhookCriterion:
                ) -> dict[str, torch.Tensor]:
         anchor_points, gt_labels, gt_bboxes, assigned = self._captured[self.branch]
         _, target_bboxes, target_scores, fg_mask, target_gt_idx = assigned
-        pairs = torch.zeros(0, 3, dtype=torch.long) if pairs is None else pairs
-        pairs = pairs.to(logits.device, non_blocking=True)
+        pairs = torch.zeros(0, 3, dtype=torch.long, device=logits.device) if pairs is None else pairs
+        if pairs.device != logits.device:
+            pairs = pairs.to(logits.device, non_blocking=True)
         with torch.autocast(logits.device.type, enabled=False):
-            logits = logits.float()
+            logits = _as(logits, torch.float32)
             ctx = PairContext(
                 logits=logits,
-                target_scores=target_scores.float(),
-                target_bboxes=target_bboxes.float(),
-                fg_mask=fg_mask.bool(),
-                target_gt_idx=target_gt_idx.long(),
-                gt_labels=gt_labels.squeeze(-1).long(),
-                gt_bboxes=gt_bboxes.float(),
+                target_scores=_as(target_scores, torch.float32),
+                target_bboxes=_as(target_bboxes, torch.float32),
+                fg_mask=_as(fg_mask, torch.bool),
+                target_gt_idx=_as(target_gt_idx, torch.long),
+                gt_labels=_as(gt_labels.squeeze(-1), torch.long),
+                gt_bboxes=_as(gt_bboxes, torch.float32),
                 pairs=pairs,
                 batch=batch,
                 anchor_points=anchor_points,

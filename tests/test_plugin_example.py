@@ -73,7 +73,8 @@ def test_found_through_entry_point_and_hidden_when_discovery_is_off(site, tmp_pa
     assert "installed: [('pair_js', 'js_loss')] entry point pair_js (pairhook-plugin-example 0.1.0)" in found.stdout
     hidden = run(site, ["-c", PROBE], tmp_path, PAIRHOOK_DISABLE_ENTRYPOINTS="1")
     assert hidden.returncode == 0, hidden.stderr[-3000:]
-    assert "refused: unknown regularizer 'pair_js'; available: pair_consistency, pair_feature, pair_quality, symmetric_kl" in hidden.stdout
+    assert ("refused: unknown regularizer 'pair_js'; available: pair_consistency, pair_feature, pair_quality, "
+            "symmetric_kl") in hidden.stdout
     listed = run(site, ["-m", "pairhook.cli", "plugins"], tmp_path)
     assert listed.returncode == 0, listed.stderr[-3000:]
     row = next(line for line in listed.stdout.splitlines() if line.startswith("pair_js "))

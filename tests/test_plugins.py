@@ -73,7 +73,8 @@ def test_register_unregister_and_get_regularizer():
         assert pairhook.get_regularizer("tmp_term") is fn
         assert pairhook.registry()["tmp_term"].loss_name == "tmp_term_loss"
         assert pairhook.registry()["tmp_term"].source == "in-process"
-    with pytest.raises(KeyError, match="tmp_term.*available: pair_consistency, pair_feature, pair_quality, symmetric_kl"):
+    with pytest.raises(KeyError,
+                       match="tmp_term.*available: pair_consistency, pair_feature, pair_quality, symmetric_kl"):
         pairhook.get_regularizer("tmp_term")
 
 

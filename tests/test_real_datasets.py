@@ -246,9 +246,10 @@ def test_pairs_png_panels_without_data_say_so(tmp_path):
                                           "pairs/recall_lower,pairs/class_agree,pairs/conf_gap,pairs/n\n"
                                           "1,0.5,nan,0.75,nan,nan,nan,4\n2,0.25,nan,1.0,0.5,nan,nan,4\n")
     fig = val_metrics.pairs_figure(tmp_path / "results.csv")
-    both, one, recall, agree, gap = fig.axes
+    both, one, recall, agree, gap, *per_view = fig.axes
+    assert len(per_view) == 3  # AP50-95, recall at precision 0.8 and wrong-class boxes per view: not in this CSV
     assert len(both.lines) == 1 and not both.texts
-    for ax in (one, agree, gap):
+    for ax in (one, agree, gap, *per_view):
         assert not ax.lines and [t.get_text() for t in ax.texts] == ["no data yet"]
     assert np.isclose(both.lines[0].get_ydata(), [0.5, 0.25]).all()
     upper, lower = recall.lines  # both views on one axis, told apart by the legend

@@ -74,11 +74,9 @@ def ref_feature(ctx: PairContext, tau: float = 0.25) -> float:
                    if ctx.fg_mask[b, a] and int(ctx.target_gt_idx[b, a]) == t)
         per_level = []
         for f, stride in zip(ctx.features, ctx.strides):
-            def grid(g: int) -> torch.Tensor:
-                roi = torch.cat([torch.tensor([float(b)]), ctx.gt_bboxes[b, g].float()])[None]
-                return roi_align(f.detach().double(), roi.double(), FEATURE_GRID, 1 / stride, 2, True)[0]
-
-            cos = F.cosine_similarity(grid(s), grid(t), dim=0)
+            grid = [roi_align(f.detach().double(), torch.cat([torch.tensor([float(b)]), ctx.gt_bboxes[b, g].float()])
+                              [None].double(), FEATURE_GRID, 1 / stride, 2, True)[0] for g in (s, t)]
+            cos = F.cosine_similarity(grid[0], grid[1], dim=0)
             per_level.append(float((1 - cos).mean()))
         total += mass * sum(per_level) / len(per_level)
     return ctx.cls_gain * total / max(float(ctx.target_scores.sum()), 1.0)
