@@ -42,10 +42,10 @@ def _check_common(tau: float, rampup: float) -> None:
 
 
 def teacher(ctx: PairContext, tau: float) -> tuple[torch.Tensor, ...]:
-    """Per pair, all (P,) and detached: ``(image, gt_t, gt_s, a_teaches, acts, reached, gap)``: the teacher's and the
-    student's GT index, whether member a teaches, whether the term acts (both members have an anchor, the teacher's
-    GT-class probability is at least ``tau`` and above the student's), whether the pair was reached (both have an
-    anchor), and the teacher's probability minus the student's."""
+    """Per pair, all (P,) and detached: ``(image, gt_t, gt_s, acts, reached, gap)``: the teacher's and the student's
+    GT index, whether the term acts (both members have an anchor, the teacher's GT-class probability is at least
+    ``tau`` and above the student's), whether the pair was reached (both have an anchor), and the teacher's
+    probability minus the student's."""
     image, gt_a, gt_b = ctx.pairs.to(ctx.logits.device).unbind(-1)
     images, gts = torch.cat([image, image]), torch.cat([gt_a, gt_b])
     anchor, has = ctx.best_anchor(images, gts)
@@ -57,7 +57,7 @@ def teacher(ctx: PairContext, tau: float) -> tuple[torch.Tensor, ...]:
     reached = has_a & has_b
     acts = reached & (p_t >= tau) & (p_t > p_s)
     gt_t, gt_s = torch.where(a_teaches, gt_a, gt_b), torch.where(a_teaches, gt_b, gt_a)
-    return image, gt_t, gt_s, a_teaches, acts, reached, p_t - p_s
+    return image, gt_t, gt_s, acts, reached, p_t - p_s
 
 
 def _per_gt(ctx: PairContext, image: torch.Tensor, gt: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -89,7 +89,7 @@ def pair_quality(ctx: PairContext, *, tau: float = 0.25, rampup: float = 0.3) ->
     _check_common(tau, rampup)
     if ctx.num_pairs == 0 or ctx.gt_labels.shape[1] == 0:
         return ctx.zero()
-    image, _, gt_s, _, acts, reached, gap = teacher(ctx, tau)
+    image, _, gt_s, acts, reached, gap = teacher(ctx, tau)
     ctx.count(reached, acts)
     weight = _per_gt(ctx, image, gt_s, gap * acts)  # (B, A)
     bce = F.binary_cross_entropy_with_logits(ctx.logits, ctx.target_scores, reduction="none").sum(-1)
@@ -115,7 +115,7 @@ def pair_feature(ctx: PairContext, *, tau: float = 0.25, rampup: float = 0.3) ->
     if ctx.features is None or ctx.strides is None:
         raise ValueError("needs the neck's feature maps in the loss, which Ultralytics passes from 8.4.0 on: "
                          "upgrade Ultralytics (pip install -U 'ultralytics>=8.4') or use pair_quality")
-    image, gt_t, gt_s, a_teaches, acts, reached, _ = teacher(ctx, tau)
+    image, gt_t, gt_s, acts, reached, _ = teacher(ctx, tau)
     ctx.count(reached, acts)
     images = torch.cat([image, image])
     boxes = ctx.gt_bboxes[images, torch.cat([gt_t, gt_s])].float()

@@ -118,5 +118,6 @@ def test_opcount_counts_every_variant_and_sees_an_added_op():
     counts = opcount.run(batch=2, imgsz=64)
     assert set(counts) == {"ultralytics", "wrapper alone", *opcount.BUILT_INS}
     assert counts["ultralytics"] > 100
+    assert counts["wrapper alone"] == counts["ultralytics"]  # no regularizer: Ultralytics' call and nothing else
     assert all(counts[name] > counts["ultralytics"] for name in opcount.BUILT_INS)
     assert opcount.count_ops(lambda: torch.ones(3).add(1).sum()) == 3  # ones, add, sum: each dispatched op counts
