@@ -1,11 +1,13 @@
-"""Benchmark 4: dispatched top-level aten ops per criterion call, forward and backward: the CPU's exact,
-noise-free proxy for the kernels a GPU launches.
+"""Benchmark 4: dispatched top-level ops per criterion call, forward and backward: the CPU's exact, noise-free
+proxy for the kernels a GPU launches.
 
 The case of benchmark 1 (``criterion.py``) at 320 px: batch 16, 80 classes, 10 ground truths and 4 pairs per image,
 with the neck's feature maps as leaves too (``pair_feature`` reads them). Ops are counted with ``torch.profiler`` on
-every thread (autograd may run the backward on a thread of its own): an op counts when it is an ``aten::`` op that
-no other ``aten::`` op encloses. Variants: Ultralytics' criterion, pairhook's wrapper with no regularizer, and the
-wrapper with each built-in regularizer; "added" is the count minus Ultralytics'.
+every thread (autograd may run the backward on a thread of its own): an op counts when it is a dispatched operator
+(``aten::``, ``torchvision::``) that no other operator encloses, or a kernel that ``torch.compile`` generated.
+Variants: Ultralytics' criterion, pairhook's wrapper with no regularizer, and the wrapper with each built-in
+regularizer, run eagerly (``PAIRHOOK_COMPILE=never``, the CPU's default) and compiled (``always``, the default on
+CUDA); "added" is the count minus Ultralytics'.
 
     python benchmarks/opcount.py [--imgsz 320] [--batch 16] [--model yolov8n.yaml]
 """
@@ -13,6 +15,8 @@ wrapper with each built-in regularizer; "added" is the count minus Ultralytics'.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -23,23 +27,34 @@ from _common import machine, table  # noqa: E402  (sets up offline mode first)
 from criterion import make_case  # noqa: E402
 
 from pairhook.criterion import PairhookCriterion  # noqa: E402
+from pairhook.fused.compiler import ENV  # noqa: E402
 from pairhook.terms import Terms, parse_regularizers  # noqa: E402
 
 BUILT_INS = ("pair_consistency", "symmetric_kl", "pair_quality", "pair_feature")
 
 
+KERNEL = re.compile(r"cpp_(fused|kernel)|^triton_")  # a kernel that torch.compile generated
+
+
+def launches(name: str) -> bool:
+    """Whether a profiler event is a launch: a dispatched operator (``aten::``, ``torchvision::``...) or a kernel
+    that ``torch.compile`` generated (visible with ``torch._inductor.config.cpp.enable_kernel_profile``)."""
+    return "::" in name and not name.startswith(("autograd::", "torch::")) or bool(KERNEL.search(name))
+
+
 def count_ops(fn: Callable[[], Any]) -> int:
-    """Top-level ``aten::`` ops dispatched by one call of ``fn``, on every thread."""
+    """Top-level ops dispatched by one call of ``fn``, on every thread: operators no other operator encloses, and
+    compiled kernels."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         fn()
-    events = [e for e in prof.events() if e.name.startswith("aten::")]
+    events = [e for e in prof.events() if launches(e.name)]
 
     def enclosed(e: Any) -> bool:
         parent = e.cpu_parent
         while parent is not None:
-            if parent.name.startswith("aten::"):
+            if "::" in parent.name and launches(parent.name):
                 return True
             parent = parent.cpu_parent
         return False
@@ -47,7 +62,7 @@ def count_ops(fn: Callable[[], Any]) -> int:
     return sum(not enclosed(e) for e in events)
 
 
-def variants(model: str, batch: int, imgsz: int) -> tuple[dict[str, Callable[[], Any]], Any]:
+def variants(model: str, batch: int, imgsz: int) -> dict[str, Callable[[], Any]]:
     """One forward + backward criterion call per variant, on fresh leaves each call."""
     m, data, preds = make_case(model, batch, imgsz)
     with torch.no_grad():
@@ -71,14 +86,28 @@ def variants(model: str, batch: int, imgsz: int) -> tuple[dict[str, Callable[[],
              "wrapper alone": PairhookCriterion(m.init_criterion(), Terms(parse_regularizers(None)), training=True)}
     for name in BUILT_INS:
         crits[name] = PairhookCriterion(m.init_criterion(), Terms(parse_regularizers({name: {}})), training=True)
-    return {k: call(c) for k, c in crits.items()}, crits
+    return {k: call(c) for k, c in crits.items()}
 
 
-def run(model: str = "yolov8n.yaml", batch: int = 16, imgsz: int = 320) -> dict[str, int]:
-    calls, _ = variants(model, batch, imgsz)
-    for fn in calls.values():  # warm-up: lazy state (anchors, assigners) built outside the count
-        fn()
-    return {k: count_ops(fn) for k, fn in calls.items()}
+def run(model: str = "yolov8n.yaml", batch: int = 16, imgsz: int = 320,
+        modes: tuple[str, ...] = ("never", "always")) -> dict[str, dict[str, int]]:
+    """``{variant: {mode: ops}}`` for each ``PAIRHOOK_COMPILE`` mode (``never``: eager, ``always``: compiled);
+    Ultralytics and the wrapper alone compile nothing, so they are counted once."""
+    import torch._inductor.config as inductor
+
+    inductor.cpp.enable_kernel_profile = True  # compiled kernels show in the profile, so they count
+    calls = variants(model, batch, imgsz)
+    counts: dict[str, dict[str, int]] = {}
+    before = os.environ.get(ENV)
+    try:
+        for name, fn in calls.items():
+            for mode in modes if name in BUILT_INS else modes[:1]:
+                os.environ[ENV] = mode
+                fn()  # warm-up: lazy state (anchors, assigners) and any compile happen outside the count
+                counts.setdefault(name, {})[mode] = count_ops(fn)
+    finally:
+        os.environ.pop(ENV) if before is None else os.environ.update({ENV: before})
+    return counts
 
 
 def main() -> None:
@@ -89,9 +118,14 @@ def main() -> None:
     a = ap.parse_args()
     counts = run(a.model, a.batch, a.imgsz)
     print(machine())
-    base = counts["ultralytics"]
-    print(table(["criterion fwd+bwd", "top-level aten ops", "added"],
-                [[k, str(v), "-" if k == "ultralytics" else f"+{v - base}"] for k, v in counts.items()]))
+    base = counts["ultralytics"]["never"]
+
+    def cell(name: str, mode: str) -> str:
+        n = counts[name].get(mode)
+        return "-" if n is None or name == "ultralytics" else f"+{n - base}"
+
+    rows = [[k, str(v["never"]), cell(k, "never"), cell(k, "always")] for k, v in counts.items()]
+    print(table(["criterion fwd+bwd", "ops (eager)", "added, eager", "added, compiled"], rows))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from typing import Any, Optional
 import torch
 
 from pairhook._autograd import GatherRows, RowGrads
+from pairhook.fused import select
 
 
 def _no_pairs() -> torch.Tensor:
@@ -16,47 +17,43 @@ def _no_pairs() -> torch.Tensor:
 
 
 class PairActivity:
-    """Device-side counts, over one epoch of training batches, of what one pair regularizer did with the pairs:
-    ``(carried, reached, acted)`` = pairs in the batches, pairs active (both members have an anchor), pairs on
-    which its per-pair value was non-zero. Filled without a host sync; read once per epoch."""
+    """Device-side counts, over one epoch, of what one term did: ``(carried, reached, acted, skipped)`` = pairs in
+    the batches, pairs active (both members have an anchor), pairs on which its per-pair value was non-zero, and
+    batches whose term was NaN or infinite and so replaced by 0. Filled without a host sync, in one tensor update
+    per call for the built-in terms; read once per epoch."""
 
     def __init__(self) -> None:
         self.counts: Optional[torch.Tensor] = None
-        self.reported = False  # the regularizer counted reached/acted (through PairContext.pair_mean) this epoch
+        self.reported = False  # the term counted reached/acted (pair_mean, count or a fused core) this epoch
 
-    def carry(self, pairs: int, device: torch.device) -> None:
+    def on(self, device: torch.device) -> PairActivity:
+        """Make sure the counts live on ``device`` (a new device starts them at 0); returns self."""
         if self.counts is None or self.counts.device != device:
-            self.counts = torch.zeros(3, dtype=torch.long, device=device)
-        self.counts[0] += pairs
+            with torch.inference_mode(False):  # made during validation, still updated and read outside it
+                self.counts = torch.zeros(4, dtype=torch.long, device=device)
+        return self
+
+    def add(self, counts: torch.Tensor) -> None:
+        """Add a (4,) long ``(carried, reached, acted, skipped)``, as a fused core returns it."""
+        self.reported = True
+        self.counts.add_(counts)
 
     def count(self, active: torch.Tensor, acted: torch.Tensor) -> None:
-        if self.counts is not None:
-            self.reported = True
-            self.counts[1:] += torch.stack([active.sum(), acted.sum()]).to(self.counts.device)
+        self.reported = True
+        self.counts[1:3] += torch.stack([active.sum(), acted.sum()]).to(self.counts.device)
 
-    def read(self) -> tuple[int, int, int, bool]:
-        """``(carried, reached, acted, reported)`` since the last read (the one host read), then reset."""
-        carried, reached, acted = self.counts.tolist() if self.counts is not None else (0, 0, 0)
-        reported, self.reported = self.reported, False
-        if self.counts is not None:
-            self.counts.zero_()
-        return carried, reached, acted, reported
+    def finish(self, pairs: int, finite: torch.Tensor) -> None:
+        """A call of a third-party term is over: ``pairs`` were carried, its value was ``finite`` (0-d bool)."""
+        self.counts[0] += pairs
+        self.counts[3] += ~finite
 
-
-def _candidates(fg_mask: torch.Tensor, compact: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat ``(B*A)`` indices of the anchors to look at, and which of them are assigned (``fg_mask``).
-
-    On the CPU these are the assigned anchors alone (about 1% of them): ``nonzero`` costs one pass over a bool map
-    and, with the data already on the host, waits for nothing. On an accelerator it would stall the stream until
-    the count is known, so every anchor is kept and masked instead. ``compact`` overrides the choice (tests).
-    """
-    fg = fg_mask.flatten()
-    if compact is None:
-        compact = fg.device.type == "cpu"
-    if compact:
-        flat = fg.nonzero().squeeze(-1)
-        return flat, torch.ones_like(flat, dtype=torch.bool)
-    return torch.arange(fg.numel(), device=fg.device), fg
+    def read(self, part: slice) -> list[int]:
+        """``counts[part]`` since their last read (the one host read), then reset to 0."""
+        if self.counts is None:
+            return [0] * len(range(4)[part])
+        values = self.counts[part].tolist()
+        self.counts[part] = 0
+        return values
 
 
 @dataclass(frozen=True)
@@ -81,8 +78,9 @@ class PairContext:
         anchor_points: (A, 2) anchor centres in network-input pixels, when pairhook built the context.
         row_grads: set by pairhook's criterion when ``logits`` is a view of a head output that Ultralytics' loss also
             differentiates; gathered rows then send their gradient through it (see :class:`RowGrads`).
-        activity: set by pairhook's criterion in training for a regularizer registered with ``needs_pairs=True``;
-            :meth:`pair_mean` and :meth:`count` count into it (the ``train/<name>_reached`` and ``_acted`` columns).
+        activity: set by pairhook's criterion for every term: the counts of its pairs and skipped batches;
+            :meth:`pair_mean` and :meth:`count` count into it (the ``train/<name>_reached`` and ``_acted`` columns
+            of a regularizer registered with ``needs_pairs=True``).
         features: the neck's feature maps feeding the head, ``(B, C_l, H_l, W_l)`` per level, with their graph, where
             the release passes them to the loss (Ultralytics 8.4 and newer, :func:`pairhook.compat.neck_features`);
             else None. They are the model's own tensors: reading them costs nothing.
@@ -130,6 +128,11 @@ class PairContext:
         if self.activity is not None:
             self.activity.count(active, acted)
 
+    def record(self, counts: torch.Tensor) -> None:
+        """Add a fused core's (4,) ``(carried, reached, acted, skipped)`` to the term's counters, in one update."""
+        if self.activity is not None:
+            self.activity.add(counts)
+
     @property
     def num_pairs(self) -> int:
         """P, the number of pair rows (a shape, so no host sync)."""
@@ -137,7 +140,7 @@ class PairContext:
 
     def anchor_mask(self, image: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
         """(N, A) bool: the anchors that supervise GT ``gt[n]`` of image ``image[n]``, straight from the assigner."""
-        return self.fg_mask[image] & (self.target_gt_idx[image] == gt.unsqueeze(-1))
+        return select.anchor_mask(self.fg_mask, self.target_gt_idx, image, gt)
 
     def best_anchor(self, image: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per member, the supervising anchor with the largest target score for the GT's class.
@@ -146,26 +149,11 @@ class PairContext:
         no anchor, its index is 0 and ``has_anchor`` is False. One max-reduction for all ground truths at once, so
         its cost does not grow with the number of members.
         """
-        (B, A), G = self.fg_mask.shape, self.gt_labels.shape[1]
-        if G == 0 or image.numel() == 0:
-            return torch.zeros_like(image), torch.zeros_like(image, dtype=torch.bool)
-        flat, fg = _candidates(self.fg_mask)
-        b, a = flat.div(A, rounding_mode="floor"), flat.remainder(A)
-        g = self.target_gt_idx[b, a]
-        score = self.target_scores[b, a, self.gt_labels[b, g]]
-        # A 64-bit key per anchor: the fp32 bits of a score >= 0 order like the score (abs turns -0.0 into +0.0),
-        # and the low 32 bits make the lower anchor win a tie.
-        key = torch.where(fg, (score.float().abs().view(torch.int32).long() << 32) + (A - 1 - a), -1)
-        best = torch.full((B * G,), -1, device=flat.device).scatter_reduce_(0, b * G + g, key, "amax")
-        best = best[image * G + gt]
-        has = best >= 0
-        return torch.where(has, A - 1 - (best & 0xFFFFFFFF), 0), has
+        return select.best_anchor(self.target_scores, self.fg_mask, self.target_gt_idx, self.gt_labels, image, gt)
 
     def member_target_scores(self, image: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
         """(N, A) the assigner's target score for the class of GT ``gt[n]`` at every anchor of image ``image[n]``."""
-        cls = self.gt_labels[image, gt]
-        anchors = torch.arange(self.target_scores.shape[1], device=image.device)
-        return self.target_scores[image.unsqueeze(-1), anchors, cls.unsqueeze(-1)]  # never materialises (N, A, C)
+        return select.member_target_scores(self.target_scores, self.gt_labels, image, gt)
 
     def member_logits(self, image: torch.Tensor, gt: torch.Tensor,
                       anchor: str = "best") -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,20 +163,8 @@ class PairContext:
         per-class probabilities over all its anchors, weighted by their target score, and returns their logit.
         Returns ``(logits (N, C), has_anchor (N,) bool)``.
         """
-        if anchor == "best":
-            idx, valid = self.best_anchor(image, gt)
-            return self.rows(image, idx), valid
-        if anchor == "mean":
-            mask = self.anchor_mask(image, gt)
-            w = self.member_target_scores(image, gt).float() * mask
-            w = torch.where(w.sum(-1, keepdim=True) > 0, w, mask.float())  # all scores 0: equal weights
-            w = w / w.sum(-1, keepdim=True).clamp_min(1e-12)
-            on_image = image == torch.arange(self.logits.shape[0], device=image.device).unsqueeze(-1)
-            per_image = w * on_image.unsqueeze(-1)
-            probs = torch.einsum("bna,bac->nc", per_image, self.logits.float().sigmoid())  # (B, N, A) x (B, A, C)
-            eps = torch.finfo(torch.float32).eps
-            return torch.logit(probs.clamp(eps, 1 - eps)), mask.any(-1)
-        raise ValueError(f"anchor must be 'best' or 'mean', got {anchor!r}")
+        return select.member_logits(self.logits, self.target_scores, self.fg_mask, self.target_gt_idx,
+                                    self.gt_labels, image, gt, anchor, self.rows)
 
     def rows(self, image: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
         """(N, C) fp32 ``logits[image, anchor]``, with a backward that costs O(N*C) when ``row_grads`` is set."""

@@ -128,20 +128,20 @@ class PairhookCriterion:
     def _term(self, reg: ActiveRegularizer, ctx: PairContext) -> torch.Tensor:
         """One regularizer's term, or an exact 0 (counted, no host sync) where it is NaN or infinite.
 
-        Third-party terms see logits behind a gate that zeroes their gradient when the term was skipped (a masked
-        NaN still sends ``0 * inf = NaN`` backward otherwise). Built-ins need no gate: they are finite, value and
-        gradient, whenever the logits are (tested), and non-finite logits make Ultralytics' own loss non-finite.
+        Built-ins are fused: they replace a non-finite value and count it themselves, in the same tensor update as
+        their pair counts. Third-party terms see logits behind a gate that zeroes their gradient when the term was
+        skipped (a masked NaN still sends ``0 * inf = NaN`` backward otherwise).
         """
+        counts = self.terms.counter(reg.loss_name, self.training, ctx.logits.device)
+        ctx = dataclasses.replace(ctx, activity=counts)
+        if reg.builtin:
+            return reg(ctx)
         keep = torch.ones((), dtype=torch.bool, device=ctx.logits.device)
-        activity = self.terms.activity.get(reg.loss_name) if self.training else None
-        if activity is not None:  # a pair regularizer in training: count what it does with the pairs
-            activity.carry(ctx.num_pairs, keep.device)
-            ctx = dataclasses.replace(ctx, activity=activity)
-        if not reg.builtin and ctx.logits.requires_grad:
+        if ctx.logits.requires_grad:
             ctx = dataclasses.replace(ctx, logits=GradientGate.apply(ctx.logits, keep))
         value = reg(ctx)
         keep.copy_(torch.isfinite(value))
-        self.terms.skip_counter(reg.loss_name, keep.device).add_(~keep)
+        counts.finish(ctx.num_pairs, keep)
         return torch.where(keep, value, torch.zeros_like(value))
 
     def __getattr__(self, name: str) -> Any:

@@ -84,8 +84,7 @@ class Installation:
 
     def on_train_epoch_end(self, trainer: Any) -> None:
         if compat.world_size() > 1:  # every rank runs this callback once per epoch: sum the ranks' counts
-            self.terms.reduce_skips(compat.all_reduce_sum, trainer.device)
-            self.terms.reduce_activity(compat.all_reduce_sum, trainer.device)
+            self.terms.reduce_counts(compat.all_reduce_sum, trainer.device)
         if self.terms.activity:
             compat.add_epoch_columns(trainer, self.terms.activity_columns())  # the one host read of the counts
         ema = compat.ema_model(trainer)

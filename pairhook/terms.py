@@ -17,6 +17,7 @@ import torch
 from pairhook import log, plugins
 from pairhook.config import split_names
 from pairhook.context import PairActivity, PairContext
+from pairhook.fused import compiler
 
 #: Epochs a pair regularizer may act on no pair before pairhook warns.
 IDLE_EPOCHS = 3
@@ -91,7 +92,8 @@ class ActiveRegularizer:
         if ctx.logits.requires_grad and not value.requires_grad and "no-grad" not in self._warned:
             self._warned.add("no-grad")
             log.warning(f"{self.label} returned a tensor without gradient: it is logged but does not train the model")
-        return value.float() * self.weight
+        value = value if value.dtype == torch.float32 else value.float()
+        return value if self.weight == 1.0 else value * self.weight
 
 
 def parse_regularizers(spec: RegularizerSpec) -> list[ActiveRegularizer]:
@@ -106,6 +108,7 @@ def parse_regularizers(spec: RegularizerSpec) -> list[ActiveRegularizer]:
     elif not isinstance(spec, Mapping):
         raise ValueError(f"regularizers must be a name, a list of names or a mapping of name to options, got {spec!r}")
     registry = plugins.registry()
+    compiler.mode()  # a bad PAIRHOOK_COMPILE fails here, at install(), not at the first batch
     active = []
     for name, opts in spec.items():
         if name not in registry:
@@ -169,17 +172,19 @@ def _dry_run(reg: ActiveRegularizer) -> None:
 class Terms:
     """The active regularizers of one installation, the epoch they see, and their per-epoch bookkeeping.
 
-    Non-finite terms are counted on the device (no host sync) and read once per epoch by :meth:`report_skips`;
-    :attr:`skipped` keeps the totals per regularizer name. Pair regularizers count what they did with the pairs of
-    the training batches (:class:`~pairhook.context.PairActivity`), read once per epoch by :meth:`activity_columns`.
+    Each term counts, on the device (no host sync), what it did with the pairs of the training batches and the
+    batches where it was not finite (:class:`~pairhook.context.PairActivity`): the pair counts are read once per
+    epoch by :meth:`activity_columns`, the skips by :meth:`report_skips` (:attr:`skipped` keeps their totals per
+    regularizer name).
     """
 
     def __init__(self, active: list[ActiveRegularizer]) -> None:
         self.active = active
         self.epoch, self.epochs = 0, 1
-        self._skips: dict[str, torch.Tensor] = {}  # loss name -> device-side count of skipped batches this epoch
+        # per loss name, the counts of training batches and, apart, of validation batches (only their skips count)
+        self._train = {r.loss_name: PairActivity() for r in active}
+        self._val = {r.loss_name: PairActivity() for r in active}
         self.skipped: dict[str, int] = {}
-        self.activity = {r.loss_name: PairActivity() for r in active if r.needs_pairs}
         self._idle: dict[str, int] = {}  # loss name -> consecutive epochs without acting (-1: warned)
 
     @property
@@ -190,41 +195,41 @@ class Terms:
     def need_pairs(self) -> bool:
         return any(r.needs_pairs for r in self.active)
 
+    @property
+    def activity(self) -> dict[str, PairActivity]:
+        """The training counts of each pair regularizer, by loss name."""
+        return {r.loss_name: self._train[r.loss_name] for r in self.active if r.needs_pairs}
+
+    def counter(self, loss_name: str, training: bool, device: torch.device) -> PairActivity:
+        """The device-side counts a call of ``loss_name``'s term adds to (training and validation apart)."""
+        return (self._train if training else self._val)[loss_name].on(device)
+
     def skip_counter(self, loss_name: str, device: torch.device) -> torch.Tensor:
-        """The 0-d device-side counter of batches whose ``loss_name`` term was not finite and so was skipped."""
-        count = self._skips.get(loss_name)
-        if count is None or count.device != device:
-            count = self._skips[loss_name] = torch.zeros((), dtype=torch.long, device=device)
-        return count
+        """0-d: this epoch's batches, training and validation, whose ``loss_name`` term was not finite and so was
+        skipped."""
+        return sum(self.counter(loss_name, training, device).counts[3] for training in (True, False))
 
-    def reduce_skips(self, reduce: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> None:
-        """Replace this epoch's skip counters by ``reduce`` of them, e.g. their sum over multi-GPU ranks.
+    def reduce_counts(self, reduce: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> None:
+        """Replace this epoch's training counts by ``reduce`` of them, e.g. their sum over multi-GPU ranks.
 
-        One ``(len(active),)`` long tensor on ``device`` goes through ``reduce`` (one collective); every rank must
-        call it at the same point (``compat.all_reduce_sum`` from a callback every rank runs).
+        One ``(len(active), 5)`` long tensor on ``device`` goes through ``reduce`` (one collective); every rank must
+        call it at the same point (``compat.all_reduce_sum`` from a callback every rank runs). Validation runs on
+        one rank, so its counts need no reduction.
         """
         if not self.active:
             return
-        counters = [self.skip_counter(name, torch.device(device)) for name in self.loss_names]
-        total = reduce(torch.stack(counters))
-        for counter, value in zip(counters, total):
-            counter.copy_(value)
-
-    def reduce_activity(self, reduce: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> None:
-        """Replace this epoch's activity counts by ``reduce`` of them (their sum over multi-GPU ranks), with the same
-        contract as :meth:`reduce_skips`: one collective per pair regularizer, every rank at the same point."""
-        for activity in self.activity.values():
-            counts = activity.counts if activity.counts is not None else torch.zeros(3, dtype=torch.long)
-            total = reduce(torch.cat([counts, counts.new_tensor([int(activity.reported)])]).to(device))
-            activity.counts, activity.reported = total[:3].clone(), bool(total[3] > 0)
+        counters = [self.counter(name, True, torch.device(device)) for name in self.loss_names]
+        reported = torch.tensor([[int(c.reported)] for c in counters], device=device)
+        total = reduce(torch.cat([torch.stack([c.counts for c in counters]), reported], 1))
+        for counter, row in zip(counters, total):
+            counter.counts.copy_(row[:4])
+            counter.reported = bool(row[4] > 0)
 
     def report_skips(self) -> None:
         """Warn, once per epoch and regularizer, how many batches' terms were skipped as non-finite; reset."""
         for reg in self.active:
-            count = self._skips.get(reg.loss_name)
-            n = int(count) if count is not None else 0  # the one host read per epoch
-            if n:
-                count.zero_()
+            n = sum(c.read(slice(3, 4))[0] for c in (self._train[reg.loss_name], self._val[reg.loss_name]))
+            if n:  # the one host read per epoch
                 self.skipped[reg.name] = self.skipped.get(reg.name, 0) + n
                 log.warning(f"{reg.label} was NaN or infinite in {n} batch(es) this epoch; its term was skipped (0) "
                             "there")
@@ -237,7 +242,9 @@ class Terms:
         for reg in self.active:
             if reg.loss_name not in self.activity:
                 continue
-            carried, reached, acted, reported = self.activity[reg.loss_name].read()
+            counts = self._train[reg.loss_name]
+            (carried, reached, acted), reported = counts.read(slice(0, 3)), counts.reported
+            counts.reported = False
             known = carried > 0 and reported
             columns.update(zip(reg.columns, (reached / carried, acted / carried) if known else (math.nan, math.nan)))
             if known:

@@ -112,12 +112,16 @@ def test_study_runs_every_stage_writes_the_paired_table_and_reuses_its_runs(tmp_
     assert again["table"] == res["table"]
 
 
-def test_opcount_counts_every_variant_and_sees_an_added_op():
+@pytest.mark.slow  # compiles each built-in (about 25 s apiece on 2 cores, cached on disk after)
+def test_opcount_holds_every_built_in_to_its_launch_budget():
     import opcount
 
     counts = opcount.run(batch=2, imgsz=64)
     assert set(counts) == {"ultralytics", "wrapper alone", *opcount.BUILT_INS}
-    assert counts["ultralytics"] > 100
-    assert counts["wrapper alone"] == counts["ultralytics"]  # no regularizer: Ultralytics' call and nothing else
-    assert all(counts[name] > counts["ultralytics"] for name in opcount.BUILT_INS)
+    base = counts["ultralytics"]["never"]
+    assert base > 100
+    assert counts["wrapper alone"]["never"] == base  # no regularizer: Ultralytics' call and nothing else
+    for name in opcount.BUILT_INS:
+        eager, compiled = counts[name]["never"], counts[name]["always"]
+        assert base < compiled <= base + 20 < eager, (name, counts[name])  # the budget holds compiled only
     assert opcount.count_ops(lambda: torch.ones(3).add(1).sum()) == 3  # ones, add, sum: each dispatched op counts

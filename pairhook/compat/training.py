@@ -146,7 +146,9 @@ def shared_scores(preds: Any, logits: torch.Tensor) -> torch.Tensor | None:
     base = logits._base
     if base is None or base.dim() != 3 or not any(t is base for t in _tensors(preds)):
         return None
-    return base if base.transpose(1, 2).stride() == logits.stride() and base.data_ptr() == logits.data_ptr() else None
+    (b, c, a), (sb, sc, sa) = base.shape, base.stride()
+    transposed = logits.shape == (b, a, c) and logits.stride() == (sb, sa, sc)  # read off the strides: no op
+    return base if transposed and base.data_ptr() == logits.data_ptr() else None
 
 
 def _tensors(obj: Any) -> Iterator[torch.Tensor]:
@@ -172,12 +174,14 @@ def add_terms(loss: torch.Tensor, items: Any, terms: dict[str, torch.Tensor], ba
     """
     if not terms:
         return loss, items
-    values = torch.stack([t.to(loss.dtype) for t in terms.values()])
+    values = torch.stack(list(terms.values()))  # one op whatever the number of terms, and none that is a no-op
+    values = values if values.dtype == loss.dtype else values.to(loss.dtype)
     loss = torch.cat([loss, values * batch_size]) if loss.dim() else loss + values.sum() * batch_size
     if isinstance(items, dict):
         items = {**items, **{k: v.detach() for k, v in terms.items()}}
     else:
-        items = torch.cat([items, values.detach().to(items.dtype)])
+        detached = values.detach()
+        items = torch.cat([items, detached if detached.dtype == items.dtype else detached.to(items.dtype)])
     return loss, items
 
 
