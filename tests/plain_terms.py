@@ -2,8 +2,8 @@
 :class:`~pairhook.context.PairContext` helpers, as pairhook computed them before they were fused. The fused terms
 must give the same values and gradients (``tests/test_fused.py``).
 
-The best anchor is found here by a different algorithm than pairhook's (one scatter over all anchors instead of a
-masked argmax per member), so the two check each other.
+The best anchor is found here by a different algorithm than pairhook's (a masked argmax per member instead of one
+scatter over the anchors), so the two check each other.
 """
 
 from __future__ import annotations
@@ -18,16 +18,11 @@ FEATURE_GRID = 3
 
 
 def best(ctx: PairContext, image: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The best anchor of every member by one scatter over all anchors: a 64-bit key per anchor whose high bits
-    are the fp32 bits of its score (>= 0, so they order like it) and whose low bits make the lower anchor win."""
-    (B, A), G = ctx.fg_mask.shape, ctx.gt_labels.shape[1]
-    score = ctx.target_scores.gather(2, ctx.gt_labels.gather(1, ctx.target_gt_idx).unsqueeze(-1)).squeeze(-1)
-    low = A - 1 - torch.arange(A)
-    key = torch.where(ctx.fg_mask, (score.float().abs().view(torch.int32).long() << 32) + low, -1)
-    slot = (torch.arange(B).unsqueeze(-1) * G + ctx.target_gt_idx).flatten()
-    top = torch.full((B * G,), -1).scatter_reduce_(0, slot, key.flatten(), "amax")[image * G + gt]
+    """The best anchor of every member by a masked argmax over its image's anchors."""
+    scores = torch.where(ctx.anchor_mask(image, gt), ctx.member_target_scores(image, gt).float(), -1.0)
+    top, anchor = scores.max(-1)  # the first of equal maxima: the lowest anchor
     has = top >= 0
-    return torch.where(has, A - 1 - (top & 0xFFFFFFFF), 0), has
+    return torch.where(has, anchor, 0), has
 
 
 def members(ctx: PairContext, anchor: str):

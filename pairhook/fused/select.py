@@ -1,8 +1,8 @@
 """Which anchors represent each member of a pair: pure tensor functions of the assigner's outputs.
 
 Shared by :class:`~pairhook.context.PairContext` (its public helpers) and the fused built-in terms, which trace them
-into one compiled graph. No host synchronisation and no data-dependent shapes, so they compile with a pair count
-that changes every batch.
+into one compiled graph. No host synchronisation, and no data-dependent shapes where they run compiled or on an
+accelerator, so they compile with a pair count that changes every batch.
 """
 
 from __future__ import annotations
@@ -14,21 +14,42 @@ import torch
 Rows = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def _candidates(fg_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat ``(B*A)`` indices of the anchors to look at, and which of them are assigned (``fg_mask``).
+
+    Run eagerly on the CPU, these are the assigned anchors alone (about 1% of them): ``nonzero`` costs one pass over
+    a bool map and, with the data on the host, waits for nothing. On an accelerator it would stall the stream until
+    the count is known, and a compiled graph cannot have a shape that depends on data, so every anchor is kept and
+    masked instead.
+    """
+    fg = fg_mask.flatten()
+    if fg.device.type == "cpu" and not torch.compiler.is_compiling():
+        flat = fg.nonzero().squeeze(-1)
+        return flat, torch.ones_like(flat, dtype=torch.bool)
+    return torch.arange(fg.numel(), device=fg.device), fg
+
+
 def best_anchor(target_scores: torch.Tensor, fg_mask: torch.Tensor, target_gt_idx: torch.Tensor,
                 gt_labels: torch.Tensor, image: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per member ``(image[n], gt[n])``, the supervising anchor with the largest target score for the GT's class.
 
     Ties go to the lowest anchor index. Returns ``(anchor, has_anchor)`` shaped like ``image``; a member with no
-    anchor gets index 0 and ``has_anchor`` False. One masked max over each member's image: compiled, a single
-    reduction kernel that reads the assigner's maps in place.
+    anchor gets index 0 and ``has_anchor`` False. One max-reduction over the anchors for every ground truth at once,
+    so the cost does not grow with the number of members.
     """
-    if gt_labels.shape[1] == 0 or image.numel() == 0:
+    (B, A), G = fg_mask.shape, gt_labels.shape[1]
+    if G == 0 or image.numel() == 0:
         return torch.zeros_like(image), torch.zeros_like(image, dtype=torch.bool)
-    scores = torch.where(anchor_mask(fg_mask, target_gt_idx, image, gt),
-                         member_target_scores(target_scores, gt_labels, image, gt).float(), -1.0)
-    top, anchor = scores.max(-1)  # the first of equal maxima: the lowest anchor
-    has = top >= 0
-    return torch.where(has, anchor, 0), has
+    flat, fg = _candidates(fg_mask)
+    b, a = flat.div(A, rounding_mode="floor"), flat.remainder(A)
+    g = target_gt_idx[b, a]
+    score = target_scores[b, a, gt_labels[b, g]]
+    # A 64-bit key per anchor: the fp32 bits of a score >= 0 order like the score (abs turns -0.0 into +0.0), and
+    # the low 32 bits make the lower anchor win a tie.
+    key = torch.where(fg, (score.float().abs().view(torch.int32).long() << 32) + (A - 1 - a), -1)
+    best = key.new_full((B * G,), -1).scatter_reduce_(0, b * G + g, key, "amax")[image * G + gt]
+    has = best >= 0
+    return torch.where(has, A - 1 - (best & 0xFFFFFFFF), 0), has
 
 
 def anchor_mask(fg_mask: torch.Tensor, target_gt_idx: torch.Tensor, image: torch.Tensor,
