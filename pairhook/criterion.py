@@ -17,7 +17,7 @@ from pairhook import compat
 from pairhook._autograd import GradientGate, RowGrads
 from pairhook.context import PairContext
 from pairhook.pairs.carrier import PAIRS_KEY
-from pairhook.terms import ActiveRegularizer, Terms
+from pairhook.terms import ConfiguredRegularizer, LossTerms
 
 
 def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -54,7 +54,7 @@ class PairhookCriterion:
 
     _own = frozenset({"inner", "terms", "training", "branch", "_captured", "_owner", "_strides"})
 
-    def __init__(self, inner: Any, terms: Terms, training: bool) -> None:
+    def __init__(self, inner: Any, terms: LossTerms, training: bool) -> None:
         self.inner = inner
         self.terms = terms
         self.training = training
@@ -125,7 +125,7 @@ class PairhookCriterion:
             )
             return {reg.loss_name: self._term(reg, ctx) for reg in self.terms.active}
 
-    def _term(self, reg: ActiveRegularizer, ctx: PairContext) -> torch.Tensor:
+    def _term(self, reg: ConfiguredRegularizer, ctx: PairContext) -> torch.Tensor:
         """One regularizer's term, or an exact 0 (counted, no host sync) where it is NaN or infinite.
 
         Third-party terms see logits behind a gate that zeroes their gradient when the term was skipped (a masked

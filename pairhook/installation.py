@@ -1,47 +1,45 @@
 """``install()`` / ``uninstall()``: the Ultralytics callbacks that put pairhook in place on one model.
 
-Only callbacks on the given ``YOLO`` instance are registered; no Ultralytics class or module is patched. The
-callbacks route dataset building through the pair carrier (:mod:`pairhook.pairs`), wrap the criterion
-(:mod:`pairhook.criterion`) with the installation's :class:`~pairhook.terms.Terms`, and run the pair metrics at
-validation (:mod:`pairhook.val_metrics`). ``model.tune()`` on the instance is routed through
-:mod:`pairhook.tune.builtin`, so that its trials train with the installation too.
+Callbacks are registered on the given ``YOLO`` instance only. They route dataset building through the pair carrier
+(:mod:`pairhook.pairs`), wrap the criterion (:mod:`pairhook.criterion`) with the installation's
+:class:`~pairhook.terms.LossTerms`, and run the pair metrics at validation (:mod:`pairhook.val_metrics`). Modules that
+carry an installation further register a route here (:func:`add_route`): multi-GPU ranks (:mod:`pairhook.ranks`) and
+``model.tune()`` (:mod:`pairhook.tuning.model_tune`); ``install()`` applies every route, ``uninstall()`` removes them.
 """
 
 from __future__ import annotations
 
 import weakref
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
-from pairhook import compat, log, val_metrics, workers
+from pairhook import compat, log, val_metrics
 from pairhook.config import CONFIG_KEYS, DEFAULTS, UNSET, resolve
 from pairhook.criterion import PairhookCriterion
 from pairhook.pairs.attach import DatasetBuilder, PairAttacher
 from pairhook.pairs.carrier import PairCarrier
 from pairhook.pairs.file import load_pair_file
-from pairhook.terms import ActiveRegularizer, RegularizerSpec, Terms, parse_regularizers
+from pairhook.terms import ConfiguredRegularizer, LossTerms, RegularizerSpec, parse_regularizers
 
 
 class Installation:
     """pairhook installed on one ``YOLO`` model: holds the active terms and the callbacks that apply them."""
 
-    #: Marks installations among a trainer's callbacks (see :func:`pairhook.workers.installations_in`).
-    pairhook_installation = True
     EVENTS = ("on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_epoch_start", "on_train_batch_start",
               "on_train_batch_end", "on_train_epoch_end", "on_val_start", "on_fit_epoch_end", "on_train_end",
               "teardown")
 
-    def __init__(self, model: Any, active: list[ActiveRegularizer], pairs: Optional[str] = None,
+    def __init__(self, model: Optional[Any], active: list[ConfiguredRegularizer], pairs: Optional[str] = None,
                  match_iou: float = DEFAULTS["match_iou"], strict_pairs: bool = DEFAULTS["strict_pairs"]) -> None:
-        self._model = weakref.ref(model)
-        self.terms = Terms(active)
+        self._model = weakref.ref(model) if model is not None else _no_model
+        self.terms = LossTerms(active)
         self.pairs = pairs
         self.match_iou = match_iou
         self.strict_pairs = strict_pairs
         self.attacher = PairAttacher(pairs, match_iou, expects_pairs=self.terms.need_pairs, strict=strict_pairs)
 
     @property
-    def active(self) -> list[ActiveRegularizer]:
+    def active(self) -> list[ConfiguredRegularizer]:
         return self.terms.active
 
     @property
@@ -143,13 +141,6 @@ class Installation:
         for event in self.EVENTS:
             callbacks.setdefault(event, []).append(getattr(self, event))
 
-    def attach_to(self, model: Any) -> None:
-        """Put this installation (e.g. one unpickled in another process) on ``model``, as ``install()`` would."""
-        self._model = weakref.ref(model)
-        self.register_on(model.callbacks)
-        if not compat.callbacks_reach_workers():
-            compat.route_trainer(model, workers.trainer_for)
-
     def settings(self) -> dict[str, Any]:
         """The ``install()`` arguments that rebuild this installation: each key of the config file
         (:data:`pairhook.config.CONFIG_KEYS`) it holds, regularizers as ``{name: {"weight": w, **options}}``."""
@@ -162,10 +153,7 @@ class Installation:
         model = self._model()
         if model is not None:
             _remove_callbacks(model, self)
-            compat.unroute_trainer(model)
-            from pairhook.tune import builtin
-
-            builtin.unroute(model)
+            _unroute(model)
             trainer = getattr(model, "trainer", None)
             if trainer is not None:
                 self.teardown(trainer)
@@ -182,15 +170,9 @@ class Installation:
     def __repr__(self) -> str:
         return f"<pairhook.Installation {self.summary()}>"
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_model"] = None  # a weakref cannot be pickled; worker processes never uninstall
-        return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if self._model is None:
-            self._model = lambda: None
+def _no_model() -> None:
+    return None
 
 
 def _unwrap(model: Any) -> None:
@@ -201,7 +183,7 @@ def _unwrap(model: Any) -> None:
 
 def _remove_callbacks(model: Any, only: Optional[Installation] = None) -> list[Installation]:
     callbacks = getattr(model, "callbacks", {})
-    removed = [owner for owner in workers.installations_in(callbacks) if only is None or owner is only]
+    removed = [owner for owner in installations_in(callbacks) if only is None or owner is only]
     for funcs in callbacks.values():
         funcs[:] = [fn for fn in funcs if not any(getattr(fn, "__self__", None) is o for o in removed)]
     return removed
@@ -260,10 +242,9 @@ def install(
     uninstall(model)
     handle = Installation(model, active, str(pairs) if pairs is not None else None, float(match_iou),
                           opts["strict_pairs"])
-    handle.attach_to(model)  # on releases whose multi-GPU workers get no callbacks, the trainer class hands it over
-    from pairhook.tune import builtin
-
-    builtin.route(model)  # model.tune() trains every trial with the installation
+    handle.register_on(model.callbacks)
+    for route, _ in _ROUTES.values():
+        route(model)
     return handle
 
 
@@ -271,7 +252,27 @@ def uninstall(model: Any) -> None:
     """Remove every pairhook installation from ``model`` (no-op if there is none)."""
     for owner in _remove_callbacks(model):
         owner.uninstall()
-    compat.unroute_trainer(model)
-    from pairhook.tune import builtin
+    _unroute(model)
 
-    builtin.unroute(model)
+
+#: Routes that carry an installation beyond the model's callbacks, by name: ``(route(model), unroute(model))``.
+_ROUTES: dict[str, tuple[Callable[[Any], None], Callable[[Any], None]]] = {}
+
+
+def add_route(name: str, route: Callable[[Any], None], unroute: Callable[[Any], None]) -> None:
+    """Have ``install()`` call ``route(model)`` and ``uninstall()`` call ``unroute(model)`` (registered again under
+    the same name, the new pair replaces the old). The modules above the core (multi-GPU ranks, tuning) register
+    themselves here, so the core never imports them."""
+    _ROUTES[name] = (route, unroute)
+
+
+def _unroute(model: Any) -> None:
+    for _, unroute in _ROUTES.values():
+        unroute(model)
+
+
+def installations_in(callbacks: dict[str, list]) -> list[Installation]:
+    """The distinct installations whose callbacks are in ``callbacks``, in order of appearance."""
+    found = {id(fn.__self__): fn.__self__ for funcs in callbacks.values() for fn in funcs
+             if isinstance(getattr(fn, "__self__", None), Installation)}
+    return list(found.values())

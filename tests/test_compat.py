@@ -182,23 +182,30 @@ def test_pairs_reach_ranks_without_pretrain_routine_start(dataset, tmp_path):
 def test_multi_gpu_worker_trains_with_the_term(dataset, tmp_path, monkeypatch):
     """Run the worker script Ultralytics generates for a multi-GPU launch, as a worker, in a fresh process.
 
-    From 8.4.140 the script unpickles the trainer's callbacks; before that it builds a fresh trainer from the class
-    it imports by name, which ``install()`` made pairhook's subclass, and that reads the hand-over file. Here the
-    launch is on the CPU (no process group), but the code path inside the worker is the one real GPUs take.
+    From 8.4.140 the script unpickles the trainer's callbacks, in which pairhook's are stand-ins that carry no
+    installation; before that it builds a fresh trainer from the class it imports by name, which ``install()`` made
+    pairhook's subclass. Either way the worker rebuilds the installation from the description in its environment.
+    Here the launch is on the CPU (no process group), but the code path inside the worker is the one real GPUs take.
     """
+    import types
+
     from ultralytics.utils.dist import generate_ddp_file
 
-    from pairhook import workers
+    from pairhook import handover, ranks
 
     model = YOLO("yolov8n.yaml")
     pairhook.install(model, pairs=dataset.pairs_json, regularizers=["pair_consistency", "symmetric_kl"])
     monkeypatch.setattr(compat, "launches_workers", lambda trainer: True)  # as if device="0,1"
-    monkeypatch.delenv(workers.ENV, raising=False)
+    monkeypatch.delenv(ranks.ENV, raising=False)
     scripts = []
 
     def launch(trainer):  # stands in for BaseTrainer.train() deciding to start workers
         trainer.callbacks["on_train_start"].remove(launch)
         del compat.unwrap(trainer.model).criterion  # a launching parent never built one (it runs no batch)
+        pickled = [fn for fns in trainer.callbacks.values() for fn in fns]
+        assert not [fn for fn in pickled if isinstance(fn, types.MethodType)
+                    and isinstance(fn.__self__, pairhook.Installation)]
+        assert sum(isinstance(fn, ranks.HandedOver) for fn in pickled) == len(pairhook.Installation.EVENTS)
         scripts.append(generate_ddp_file(trainer))
         raise KeyboardInterrupt("the parent stops here; the worker trains")
 
@@ -207,7 +214,9 @@ def test_multi_gpu_worker_trains_with_the_term(dataset, tmp_path, monkeypatch):
         model.train(data=str(dataset.data_yaml), project=str(tmp_path), name="run", **TRAIN)
     source = Path(scripts[0]).read_text()
     if not compat.callbacks_reach_workers():
-        assert "from pairhook.workers import PairhookTrainer__" in source and os.environ.get(workers.ENV)
+        assert "from pairhook.ranks import PairhookTrainer__" in source
+    (description,) = handover.decode(os.environ[ranks.ENV])
+    assert set(description["regularizers"]) == {"pair_consistency", "symmetric_kl"} and description["plugins"] == {}
     # LOCAL_RANK marks a worker; RANK stays unset, because with it Ultralytics puts the worker on cuda:RANK
     env = {**os.environ, "LOCAL_RANK": "0",
            "PYTHONPATH": os.pathsep.join([str(Path(pairhook.__file__).parent.parent),
@@ -224,17 +233,15 @@ def test_multi_gpu_worker_trains_with_the_term(dataset, tmp_path, monkeypatch):
     assert row["train/skl_loss"] > 0 and math.isfinite(row["train/pair_loss"])
 
 
-def test_hand_over_file_is_removed_when_the_launching_process_exits(tmp_path):
-    """Each multi-GPU launch on releases before 8.4.140 pickles the installations to a file for the workers; the
-    launching process removes it at exit rather than leaving one per training in the temporary folder."""
-    code = ("import types; from pairhook import workers; p = workers.hand_over(types.SimpleNamespace(callbacks={})); "
-            "print('FILE', p, workers.read_installations(p))")
+def test_multi_gpu_hand_over_leaves_no_file(tmp_path):
+    """A multi-GPU launch hands the installations over in the ranks' environment (plain data), so no file is left
+    behind, one per training, in the temporary folder."""
+    code = ("import types; from pairhook import ranks; print('DESC', ranks.hand_over(types.SimpleNamespace("
+            "callbacks={})))")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "TMPDIR": str(tmp_path)},
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    path = Path(out.stdout.split("FILE ", 1)[1].split()[0])
-    assert path.parent == tmp_path and out.stdout.rstrip().endswith("[]")  # written and readable during the run
-    assert not path.exists()
+    assert out.stdout.split("DESC ", 1)[1].strip() == "[]" and not list(tmp_path.iterdir())
 
 
 def trial_rows(root: Path, monkeypatch) -> list[dict[str, float]]:

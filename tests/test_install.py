@@ -15,7 +15,7 @@ from ultralytics import YOLO
 
 import pairhook
 from pairhook.criterion import PairhookCriterion
-from pairhook.terms import Terms, parse_regularizers
+from pairhook.terms import LossTerms, parse_regularizers
 
 TRAIN = dict(epochs=2, imgsz=64, batch=8, workers=0, plots=False, verbose=False, exist_ok=True, seed=0)
 
@@ -119,7 +119,7 @@ def test_gradient_reaches_logits_times_batch_size():
     def total(spec):
         crit = model.init_criterion()
         if spec:
-            crit = PairhookCriterion(crit, Terms(parse_regularizers(spec)), training=True)
+            crit = PairhookCriterion(crit, LossTerms(parse_regularizers(spec)), training=True)
         loss, items = crit(preds, batch)
         return loss.sum(), items
 
@@ -265,7 +265,7 @@ def test_classification_is_refused():
 
 def test_wrapper_keeps_no_batch_tensors():
     model = detection_model()
-    crit = PairhookCriterion(model.init_criterion(), Terms([]), training=True)
+    crit = PairhookCriterion(model.init_criterion(), LossTerms([]), training=True)
     batch = {"img": torch.rand(1, 3, 64, 64), "batch_idx": torch.zeros(1), "cls": torch.zeros(1, 1),
              "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.3]])}
     crit(model(batch["img"]), batch)

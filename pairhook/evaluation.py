@@ -18,7 +18,7 @@ from pairhook.val_metrics import PairValidation, attach
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What :func:`evaluation` returns: the metrics of :func:`evaluate` and the folder the validator saved to (where
+    """What :func:`run_evaluation` returns: the metrics of :func:`evaluate` and the folder the validator saved to (where
     ``model.val()`` saves: ``project``/``name``, else Ultralytics' ``runs_dir``/task/val)."""
 
     metrics: dict[str, float]
@@ -48,11 +48,11 @@ def evaluate(model: Any, data: Union[str, Path], pairs: Optional[Union[str, Path
     Raises:
         ValueError: no pair file given or named by the data YAML; PairsError: a malformed pair file.
     """
-    return evaluation(model, data, pairs, match_iou=match_iou, pair_iou=pair_iou, pair_conf=pair_conf,
+    return run_evaluation(model, data, pairs, match_iou=match_iou, pair_iou=pair_iou, pair_conf=pair_conf,
                       **val_kwargs).metrics
 
 
-def evaluation(model: Any, data: Union[str, Path], pairs: Optional[Union[str, Path]] = None, *,
+def run_evaluation(model: Any, data: Union[str, Path], pairs: Optional[Union[str, Path]] = None, *,
                match_iou: float = 0.5, pair_iou: float = IOU, pair_conf: float = CONF, **val_kwargs: Any
                ) -> Evaluation:
     """:func:`evaluate`, also returning where the validator saved its files (``pairhook evaluate`` prints it).
