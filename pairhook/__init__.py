@@ -6,6 +6,7 @@
 
 from pairhook import deprecation as _deprecation
 from pairhook import ranks as _ranks  # noqa: F401 - registers the multi-GPU route
+from pairhook.compat.patches import replaced
 from pairhook.context import PairContext
 from pairhook.evaluation import evaluate
 from pairhook.hookspecs import hookimpl, hookspec
@@ -36,6 +37,7 @@ __all__ = [
     "register",
     "registered",
     "registry",
+    "replaced",
     "tune",
     "uninstall",
     "unregister",

@@ -64,7 +64,7 @@ class PairhookCriterion:
             if isinstance(owner.assigner, AssignerCapture):
                 owner.assigner.sink = self._captured
             else:
-                owner.assigner = AssignerCapture(owner.assigner, branch, self._captured)
+                compat.replace("criterion", owner, "assigner", AssignerCapture(owner.assigner, branch, self._captured))
             branches.append(branch)
         self.branch = "one2many" if "one2many" in branches else branches[0]
         owner = dict(compat.assigner_slots(inner))[self.branch]  # the (sub-)criterion of that branch
@@ -75,7 +75,7 @@ class PairhookCriterion:
         """Put the original assigners back and return the wrapped criterion."""
         for _, owner in compat.assigner_slots(self.inner):
             if isinstance(owner.assigner, AssignerCapture):
-                owner.assigner = owner.assigner.inner
+                compat.restore("criterion", owner, "assigner", owner.assigner.inner)
         return self.inner
 
     def __call__(self, preds: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:

@@ -70,7 +70,8 @@ def run_evaluation(model: Any, data: Union[str, Path], pairs: Optional[Union[str
 
     def make_validator(**kwargs: Any) -> Any:
         validator = compat.default_validator(yolo)(**kwargs)
-        validator.build_dataset = DatasetBuilder(validator.build_dataset, attacher, validator)
+        compat.replace("validator", validator, "build_dataset", DatasetBuilder(validator.build_dataset, attacher,
+                                                                               validator))
         made.append((validator, attach(validator, pair_iou, pair_conf)))
         return validator
 

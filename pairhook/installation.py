@@ -55,7 +55,8 @@ class Installation:
     def on_pretrain_routine_start(self, trainer: Any) -> None:
         """Before any dataset (and so any loader worker) exists: route dataset building through the pair carrier."""
         build = trainer.build_dataset
-        trainer.build_dataset = DatasetBuilder(getattr(build, "inner", build), self.attacher, trainer)
+        builder = DatasetBuilder(getattr(build, "inner", build), self.attacher, trainer)
+        compat.replace("trainer", trainer, "build_dataset", builder)
 
     def on_pretrain_routine_end(self, trainer: Any) -> None:
         problem = compat.drop_broken_ray_callback(trainer)
@@ -116,7 +117,7 @@ class Installation:
             if crit.terms is self.terms:
                 return
             crit = crit.restore()
-        model.criterion = PairhookCriterion(crit, self.terms, training)
+        compat.replace("model", model, "criterion", PairhookCriterion(crit, self.terms, training))
 
     def _attach_late(self, trainer: Any) -> None:
         """Carry pairs on datasets built without ``on_pretrain_routine_start`` (multi-GPU ranks other than 0).
@@ -132,9 +133,11 @@ class Installation:
 
     def _restore_datasets(self, trainer: Any) -> None:
         if isinstance(trainer.__dict__.get("build_dataset"), DatasetBuilder):
-            del trainer.build_dataset
+            compat.restore("trainer", trainer, "build_dataset")
         for loader, _ in compat.loaders(trainer):
             PairCarrier.detach(loader.dataset)
+            if PairCarrier.attached(loader):  # loaders built from a carried dataset, or refreshed (ranks)
+                compat.restore("loader", loader, "collate_fn", loader.dataset.collate_fn)
 
     def register_on(self, callbacks: dict[str, list]) -> None:
         """Add this installation's callbacks to a model's or trainer's callback lists."""
@@ -168,7 +171,8 @@ class Installation:
         return f"{terms}; pairs from {pairs}" + (f" ({matched})" if matched else "")
 
     def __repr__(self) -> str:
-        return f"<pairhook.Installation {self.summary()}>"
+        """The summary and what pairhook replaces in this process now (:func:`pairhook.replaced`)."""
+        return f"<pairhook.Installation {self.summary()}; replaces: {', '.join(compat.replaced()) or 'nothing'}>"
 
 
 def _no_model() -> None:
@@ -178,7 +182,7 @@ def _no_model() -> None:
 def _unwrap(model: Any) -> None:
     crit = getattr(model, "criterion", None)
     if isinstance(crit, PairhookCriterion):
-        model.criterion = crit.restore()
+        compat.restore("model", model, "criterion", crit.restore())
 
 
 def _remove_callbacks(model: Any, only: Optional[Installation] = None) -> list[Installation]:

@@ -72,14 +72,14 @@ def attach(validator: Any, iou: float = IOU, conf: float = CONF) -> PairValidati
     collector = PairValidation(iou, conf)
     compat.hook_validator(validator, collector.update, collector.stats,
                           lambda: collector.gather(getattr(validator, "device", None) or "cpu"), collector.printed)
-    setattr(validator, ATTR, collector)
+    compat.replace("validator", validator, ATTR, collector)
     return collector
 
 
 def detach(validator: Any) -> None:
     if validator is not None and validator.__dict__.get(ATTR) is not None:
         compat.unhook_validator(validator)
-        del validator.__dict__[ATTR]
+        compat.restore("validator", validator, ATTR)
 
 
 # Callbacks of an installation ----------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from pairhook.compat.launch import (
     route_trainer,
     unroute_trainer,
 )
+from pairhook.compat.patches import PATCHES, Patch, is_replaced, replace, replaced, restore
 from pairhook.compat.release import (
     MAX_MAJOR_MINOR,
     MIN_VERSION,
@@ -87,6 +88,7 @@ from pairhook.compat.validation import (
 )
 
 __all__ = [
+    "PATCHES", "Patch", "is_replaced", "replace", "replaced", "restore",
     "BARE_FLAGS", "IOU_THRESHOLDS", "MAX_MAJOR_MINOR", "MIN_VERSION", "OFFLINE_VALUE", "SUPPORTED", "TRIAL_MODULES",
     "TrainerRoute", "TrialSubprocess", "add_epoch_columns", "add_loss_names", "add_metric_keys", "add_terms",
     "align_loss_names", "all_reduce_sum", "assigner_slots", "average_precision", "callbacks_reach_workers",

@@ -32,12 +32,12 @@ CHILD = "pairhook.tuning.child"
 
 def route(model: Any) -> None:
     """Make ``model.tune()`` train every trial with the model's pairhook installations."""
-    vars(model)["tune"] = TuneWithInstallation(model)
+    compat.replace("YOLO", model, "tune", TuneWithInstallation(model))
 
 
 def unroute(model: Any) -> None:
     if isinstance(vars(model).get("tune"), TuneWithInstallation):
-        del vars(model)["tune"]
+        compat.restore("YOLO", model, "tune")
 
 
 class TuneWithInstallation:
@@ -69,11 +69,11 @@ class TuneWithInstallation:
         kept = {event: list(fns) for event, fns in model.callbacks.items()}
         for fns in model.callbacks.values():  # Ray pickles the instance: no installation goes with it
             fns[:] = [fn for fn in fns if getattr(fn, "__self__", None) not in found]
-        vars(model)["reset_callbacks"] = ReapplyAfterReset(model, state)  # travels with the model into Ray's store
+        compat.replace("YOLO", model, "reset_callbacks", ReapplyAfterReset(model, state))  # goes into Ray's store
         try:
             return tune(model, *args, **kwargs)
         finally:
-            vars(model).pop("reset_callbacks", None)
+            compat.restore("YOLO", model, "reset_callbacks")
             for event, fns in kept.items():
                 model.callbacks[event] = fns
 
