@@ -61,11 +61,13 @@ def run_evaluation(model: Any, data: Union[str, Path], pairs: Optional[Union[str
 
     task = val_kwargs.pop("task", None)
     yolo = model if hasattr(model, "val") else YOLO(str(model), task=task)
+    pair_file = None
     if pairs is not None:
-        load_pair_file(pairs)  # fail before the model runs
+        pairs = Path(pairs).resolve()
+        pair_file = load_pair_file(pairs)  # fail before the model runs
     elif Path(data).is_file() and not (yaml.safe_load(Path(data).read_text()) or {}).get("pairs"):
         raise ValueError(f"no pairs for {data}: pass pairs=... or add a 'pairs:' key to the data YAML")
-    attacher = PairAttacher(str(pairs) if pairs is not None else None, match_iou)
+    attacher = PairAttacher(str(pairs) if pairs is not None else None, match_iou, pair_file=pair_file)
     made: list[tuple[Any, PairValidation]] = []
 
     def make_validator(**kwargs: Any) -> Any:

@@ -18,7 +18,7 @@ from pairhook.config import CONFIG_KEYS, DEFAULTS, UNSET, resolve
 from pairhook.criterion import PairhookCriterion
 from pairhook.pairs.attach import DatasetBuilder, PairAttacher
 from pairhook.pairs.carrier import PairCarrier
-from pairhook.pairs.file import load_pair_file
+from pairhook.pairs.file import PairFile, load_pair_file
 from pairhook.terms import ConfiguredRegularizer, LossTerms, RegularizerSpec, parse_regularizers
 
 
@@ -30,13 +30,15 @@ class Installation:
               "teardown")
 
     def __init__(self, model: Optional[Any], active: list[ConfiguredRegularizer], pairs: Optional[str] = None,
-                 match_iou: float = DEFAULTS["match_iou"], strict_pairs: bool = DEFAULTS["strict_pairs"]) -> None:
+                 match_iou: float = DEFAULTS["match_iou"], strict_pairs: bool = DEFAULTS["strict_pairs"],
+                 pair_file: Optional[PairFile] = None) -> None:
         self._model = weakref.ref(model) if model is not None else _no_model
         self.terms = LossTerms(active)
         self.pairs = pairs
         self.match_iou = match_iou
         self.strict_pairs = strict_pairs
-        self.attacher = PairAttacher(pairs, match_iou, expects_pairs=self.terms.need_pairs, strict=strict_pairs)
+        self.attacher = PairAttacher(pairs, match_iou, expects_pairs=self.terms.need_pairs, strict=strict_pairs,
+                                     pair_file=pair_file)
 
     @property
     def active(self) -> list[ConfiguredRegularizer]:
@@ -237,15 +239,15 @@ def install(
     if isinstance(match_iou, bool) or not isinstance(match_iou, (int, float)) or not 0 < match_iou <= 1:
         raise ValueError(f"match_iou must be a number in (0, 1], got {match_iou!r}")
     active = parse_regularizers(opts["regularizers"])
-    pairs = opts["pairs"]
+    pairs, pair_file = opts["pairs"], None
     if pairs is not None:
-        load_pair_file(pairs)  # fail now, before anything about training starts
         pairs = Path(pairs).resolve()  # trials and workers may run in another directory
+        pair_file = load_pair_file(pairs)  # fail now, before anything about training starts
     if getattr(model, "model", None) is not None and hasattr(model.model, "init_criterion"):
         compat.check_task(model.model)
     uninstall(model)
     handle = Installation(model, active, str(pairs) if pairs is not None else None, float(match_iou),
-                          opts["strict_pairs"])
+                          opts["strict_pairs"], pair_file)
     handle.register_on(model.callbacks)
     for route, _ in _ROUTES.values():
         route(model)

@@ -16,6 +16,7 @@ import yaml
 import pairhook
 from pairhook import batch_drawings, cli, demo
 from pairhook.config import UNSET
+from pairhook.results import read_results
 from pairhook.tables import format_table
 
 
@@ -308,8 +309,7 @@ def val_pairs(dataset):
 
 
 def test_train_writes_pair_metrics_per_validation(trained, dataset):
-    with open(trained / "results.csv", newline="") as f:
-        rows = [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    rows = read_results(trained)
     assert len(rows) == 2
     for row in rows:
         assert row["train/pair_loss"] >= 0 and row["train/skl_loss"] >= 0  # both regularizers installed

@@ -8,7 +8,6 @@ worker path that the release uses.
 
 from __future__ import annotations
 
-import csv
 import importlib
 import inspect
 import math
@@ -27,6 +26,7 @@ from ultralytics import YOLO
 
 import pairhook
 from pairhook import compat
+from pairhook.results import read_results
 
 TERMS = {"pair_consistency": {}, "symmetric_kl": {}, "const": {}}
 TRAIN = dict(epochs=1, imgsz=64, batch=8, workers=0, plots=False, verbose=False, exist_ok=True, seed=0)
@@ -98,11 +98,6 @@ class Recorder:
         register("const", const, loss_name="const_loss")
 
 
-def read_csv(run: Path) -> list[dict[str, float]]:
-    with open(run / "results.csv") as f:
-        return [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
 @pytest.fixture(scope="module")
 def runs(dataset, tmp_path_factory):
     """One tiny training per available task/head, with ``pair_consistency`` and the recorder: task -> (run, pairs)."""
@@ -122,7 +117,7 @@ def runs(dataset, tmp_path_factory):
 @pytest.mark.parametrize("task", AVAILABLE)
 def test_pair_term_in_results_csv(runs, task):
     run, pairs_seen = runs[task]
-    (row,) = read_csv(run)
+    (row,) = read_results(run)
     assert pairs_seen > 0, "no pair reached the loss"
     for split in ("train", "val"):
         assert row[f"{split}/const_loss"] == pytest.approx(0.25), f"{split} items are misaligned"
@@ -162,7 +157,7 @@ def test_resume_continues_the_term(dataset, tmp_path):
         resumed = YOLO(str(tmp_path / "run" / "weights" / "last.pt"))
         pairhook.install(resumed, pairs=dataset.pairs_json, regularizers=TERMS)
         resumed.train(resume=True)
-    rows = read_csv(tmp_path / "run")
+    rows = read_results(tmp_path / "run")
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert all(r["train/const_loss"] == pytest.approx(0.25) and r["train/skl_loss"] > 0 for r in rows)
 
@@ -176,7 +171,7 @@ def test_pairs_reach_ranks_without_pretrain_routine_start(dataset, tmp_path):
         model.callbacks["on_pretrain_routine_start"].remove(handle.on_pretrain_routine_start)
         model.train(data=str(dataset.data_yaml), project=str(tmp_path), name="run", **TRAIN)
     assert int(sum(p.sum() for p in recorder.pairs)) > 0
-    assert read_csv(tmp_path / "run")[0]["train/skl_loss"] > 0
+    assert read_results(tmp_path / "run")[0]["train/skl_loss"] > 0
 
 
 def test_multi_gpu_worker_trains_with_the_term(dataset, tmp_path, monkeypatch):
@@ -229,7 +224,7 @@ def test_multi_gpu_worker_trains_with_the_term(dataset, tmp_path, monkeypatch):
     out = subprocess.run([sys.executable, "-c", worker, scripts[0]], env=env, capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
-    (row,) = read_csv(tmp_path / "run")
+    (row,) = read_results(tmp_path / "run")
     assert row["train/skl_loss"] > 0 and math.isfinite(row["train/pair_loss"])
 
 
@@ -253,7 +248,7 @@ def trial_rows(root: Path, monkeypatch) -> list[dict[str, float]]:
     def record(self, cmd, *args, **kwargs):
         out = run(self, cmd, *args, **kwargs)
         if compat.tuner.training_args(cmd) is not None:
-            rows.append(read_csv(max(root.rglob("results.csv"), key=os.path.getmtime).parent)[-1])
+            rows.append(read_results(max(root.rglob("results.csv"), key=os.path.getmtime).parent)[-1])
         return out
 
     monkeypatch.setattr(compat.TrialSubprocess, "run", record)

@@ -69,7 +69,6 @@ from pairhook.compat.tuner import (
     ray_callback_problem,
     redirect_trials,
     run_ray_tune_problem,
-    train_defaults,
     training_args,
     trial_train_args,
 )
@@ -99,6 +98,6 @@ __all__ = [
     "merge_equals", "modes", "neck_features", "num_classes", "print_default_cfg", "ray_callback_problem",
     "read_cfg_file", "redirect_trials", "refresh_loader", "remove_epoch_columns", "remove_loss_names",
     "route_trainer", "row_mapper", "run_ray_tune_problem", "settings_command", "shared_scores", "smart_value",
-    "tasks", "train_defaults", "training_args", "trial_train_args", "ultralytics_version", "unhook_validator",
+    "tasks", "training_args", "trial_train_args", "ultralytics_version", "unhook_validator",
     "unroute_trainer", "unwrap", "val_predictions", "val_results", "val_targets", "world_size",
 ]

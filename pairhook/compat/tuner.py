@@ -112,13 +112,6 @@ def trial_train_args(args: Sequence[str]) -> tuple[str, Optional[str], dict[str,
     return str(kwargs.pop("model")), kwargs.pop("task", None), kwargs
 
 
-def train_defaults() -> dict[str, Any]:
-    """Ultralytics' default training arguments (``default.yaml``)."""
-    from ultralytics.utils import DEFAULT_CFG_DICT
-
-    return dict(DEFAULT_CFG_DICT)
-
-
 def ignored_arguments(train_args: dict[str, Any]) -> dict[str, str]:
     """Training arguments Ultralytics ignores under these arguments, with the reason: with ``optimizer="auto"`` (the
     default) it picks the optimizer, ``lr0`` and ``momentum`` itself."""

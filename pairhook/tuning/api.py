@@ -76,7 +76,7 @@ def tune(
         if key in train_args:
             raise ValueError(f"{key}= is set per trial by pairhook.tune; use out= for the search's directory")
     objective = Fitness.parse(fitness)
-    defaults = {**compat.train_defaults(), **train_args}
+    defaults = {**compat.cfg_defaults(), **train_args}
     dims = spaces.parse_space(space, compat.int_keys())
     settings = installation.settings()
     _check(dims, defaults, settings)

@@ -9,13 +9,13 @@ is left out.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from pairhook import compat, handover
+from pairhook.results import number
 from pairhook.tuning import space
 from pairhook.tuning.fitness import Fitness
 
@@ -53,13 +53,6 @@ class TrialOutcome:
     @property
     def last(self) -> dict[str, float]:
         return self.rows[-1] if self.rows else {}
-
-
-def number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 class EpochRows:
