@@ -70,7 +70,12 @@ def hand_over(trainer: Any) -> str:
     """In the launching process: describe the trainer's installations for its ranks (also put in ``$ENV``) and
     replace their callbacks on this trainer by :class:`HandedOver` stand-ins; return the description."""
     found = installations_in(trainer.callbacks)
-    text = handover.encode_all(found)
+    try:
+        text = handover.encode_all(found)
+    except handover.Unnameable as e:
+        raise RuntimeError(f"pairhook: the multi-GPU ranks cannot load the installed regularizers ({e}: not "
+                           "importable by name); define them in an importable module or register them through an "
+                           "entry point") from e
     os.environ[ENV] = text
     trainer.callbacks = {event: [_stand_in(fn, found, event) for fn in fns] for event, fns in trainer.callbacks.items()}
     return text

@@ -60,6 +60,20 @@ def test_a_regularizer_that_cannot_be_named_by_import_is_refused(dataset):
         assert handover.describe(handle, strict=False)["plugins"] == {}  # a receiver in this process has it
 
 
+def test_multi_gpu_ranks_refuse_it_before_any_rank_starts(dataset, monkeypatch):
+    import types
+
+    from pairhook import ranks
+
+    monkeypatch.delenv(ranks.ENV, raising=False)
+    with pairhook.registered(NestedPlugin()):
+        model = YOLO("yolov8n.yaml")
+        pairhook.install(model, pairs=dataset.pairs_json, regularizers="nested_term")
+        with pytest.raises(RuntimeError, match="multi-GPU ranks cannot load .*nested_term.*importable module"):
+            ranks.hand_over(types.SimpleNamespace(callbacks=model.callbacks))
+    assert ranks.ENV not in os.environ
+
+
 def test_a_fresh_process_rebuilds_the_installation_from_the_description(dataset):
     """The receiving process has no registry entry for the in-process regularizer: it registers it from the
     description and installs the same terms, weights and options."""
