@@ -33,6 +33,7 @@ class Patch:
 _INSTALL = "by uninstall()"
 _TRAINING = "when training ends (teardown)"
 _CALL = "when the call returns"
+_FONT = "offline `pairhook` commands and the demo: no font download probe"
 PATCHES: tuple[Patch, ...] = (
     Patch("YOLO", "_smart_load", "builds the trainer from pairhook's subclass, which hands the installation to "
           "multi-GPU ranks (pairhook.ranks)", _INSTALL),
@@ -47,7 +48,8 @@ PATCHES: tuple[Patch, ...] = (
     Patch("criterion", "assigner", "records the task-aligned assigner's decisions for the terms", _TRAINING),
     Patch("dataset", "get_image_and_label", "tags each label row with its pair", _TRAINING),
     Patch("dataset", "collate_fn", "collates the pair rows into the batch", _TRAINING),
-    Patch("loader", "collate_fn", "a multi-GPU rank's loaders built before the dataset carried pairs", _TRAINING),
+    Patch("loader", "collate_fn", "the carrier's (Ultralytics builds the loaders from the carried datasets; a "
+          "multi-GPU rank's loaders built before them get it from pairhook)", _TRAINING),
     Patch("validator", "build_dataset", "pairhook.evaluate(): the validation dataset carries the pairs",
           "with the validator (one evaluate() call)"),
     Patch("validator", "update_metrics", "the pair metrics see every batch's predictions", _TRAINING),
@@ -57,9 +59,9 @@ PATCHES: tuple[Patch, ...] = (
     Patch("validator", "_pairhook_metrics", "(added) the pair-metrics collector", _TRAINING),
     Patch("ultralytics.engine.tuner", "subprocess", "model.tune() trials run pairhook's trial process", _CALL),
     Patch("ultralytics.engine.trainer", "subprocess", "model.tune() trials run pairhook's trial process", _CALL),
-    Patch("ultralytics.utils.checks", "check_font", "offline: no font download probe", _CALL),
-    Patch("ultralytics.utils.plotting", "check_font", "offline: no font download probe", _CALL),
-    Patch("ultralytics.data.utils", "check_font", "offline: no font download probe", _CALL),
+    Patch("ultralytics.utils.checks", "check_font", _FONT, _CALL),
+    Patch("ultralytics.utils.plotting", "check_font", _FONT, _CALL),
+    Patch("ultralytics.data.utils", "check_font", _FONT, _CALL),
 )
 _BY_NAME = {str(p): p for p in PATCHES}
 
