@@ -55,7 +55,8 @@ def _subclass(path: str) -> type:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         base.__init__(self, *args, **kwargs)
         if "LOCAL_RANK" in os.environ and os.environ.get(ENV):
-            if not any(isinstance(fn, HandedOver) for fns in self.callbacks.values() for fn in fns):
+            if not any(isinstance(fn, HandedOver) or isinstance(getattr(fn, "__self__", None), Installation)
+                       for fns in self.callbacks.values() for fn in fns):  # a rank that installed it itself
                 for installation in adopted():
                     installation.register_on(self.callbacks)
         elif compat.launches_workers(self):

@@ -191,7 +191,7 @@ def test_multi_gpu_worker_trains_with_the_term(dataset, tmp_path, monkeypatch):
     model = YOLO("yolov8n.yaml")
     pairhook.install(model, pairs=dataset.pairs_json, regularizers=["pair_consistency", "symmetric_kl"])
     monkeypatch.setattr(compat, "launches_workers", lambda trainer: True)  # as if device="0,1"
-    monkeypatch.delenv(ranks.ENV, raising=False)
+    monkeypatch.setenv(ranks.ENV, "")  # none yet; the hand-over's value is removed after the test
     scripts = []
 
     def launch(trainer):  # stands in for BaseTrainer.train() deciding to start workers
