@@ -19,7 +19,7 @@ from _common import add_device_option, add_threads_option, apply_threads, interl
 
 from pairhook.criterion import PairhookCriterion  # noqa: E402
 from pairhook.pairs import PAIRS_KEY  # noqa: E402
-from pairhook.terms import Terms, parse_regularizers  # noqa: E402
+from pairhook.terms import LossTerms, parse_regularizers  # noqa: E402
 
 
 def make_case(model: str = "yolov8n.yaml", batch: int = 16, imgsz: int = 640, gts: int = 10, pairs: int = 4,
@@ -77,7 +77,7 @@ def run(repeats: int = 10, model: str = "yolov8n.yaml", batch: int = 16, imgsz: 
         device: str = "cpu") -> dict[str, float]:
     m, data, preds = make_case(model, batch, imgsz, device=device)
     plain = m.init_criterion()
-    wrapped = {name: PairhookCriterion(m.init_criterion(), Terms(parse_regularizers(spec)), training=True)
+    wrapped = {name: PairhookCriterion(m.init_criterion(), LossTerms(parse_regularizers(spec)), training=True)
                for name, spec in (("wrapper", None), ("pair_consistency", "pair_consistency"))}
     times = interleaved({"ultralytics": synced(lambda: step(plain, data, preds), device),
                          **{k: synced(lambda c=c: step(c, data, preds), device) for k, c in wrapped.items()}}, repeats)

@@ -28,7 +28,7 @@ from criterion import make_case  # noqa: E402
 
 from pairhook.criterion import PairhookCriterion  # noqa: E402
 from pairhook.fused.compiler import ENV  # noqa: E402
-from pairhook.terms import Terms, parse_regularizers  # noqa: E402
+from pairhook.terms import LossTerms, parse_regularizers  # noqa: E402
 
 BUILT_INS = ("pair_consistency", "symmetric_kl", "pair_quality", "pair_feature")
 
@@ -83,9 +83,9 @@ def variants(model: str, batch: int, imgsz: int) -> dict[str, Callable[[], Any]]
         return once
 
     crits = {"ultralytics": m.init_criterion(),
-             "wrapper alone": PairhookCriterion(m.init_criterion(), Terms(parse_regularizers(None)), training=True)}
+             "wrapper alone": PairhookCriterion(m.init_criterion(), LossTerms(parse_regularizers(None)), training=True)}
     for name in BUILT_INS:
-        crits[name] = PairhookCriterion(m.init_criterion(), Terms(parse_regularizers({name: {}})), training=True)
+        crits[name] = PairhookCriterion(m.init_criterion(), LossTerms(parse_regularizers({name: {}})), training=True)
     return {k: call(c) for k, c in crits.items()}
 
 

@@ -4,20 +4,23 @@
     model.train(data="data.yaml", epochs=10)
 """
 
+from pairhook import deprecation as _deprecation
+from pairhook import ranks as _ranks  # noqa: F401 - registers the multi-GPU route
+from pairhook.compat.patches import replaced
 from pairhook.context import PairContext
-from pairhook.evaluate import evaluate
+from pairhook.evaluation import evaluate
 from pairhook.hookspecs import hookimpl, hookspec
 from pairhook.installation import Installation, install, uninstall
 from pairhook.pairs.discover import DiscoveryResult, discover
 from pairhook.pairs.file import PairsError, load_pair_file
 from pairhook.plugins import get_regularizer, register, registered, registry, unregister
-from pairhook.terms import ActiveRegularizer, RegularizerError
-from pairhook.tune import TuneResult, tune  # noqa: E402 - the function; the subpackage stays in sys.modules
+from pairhook.terms import ConfiguredRegularizer, RegularizerError
+from pairhook.tuning import TuneResult, tune  # registers the model.tune() route
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActiveRegularizer",
+    "ConfiguredRegularizer",
     "DiscoveryResult",
     "Installation",
     "PairContext",
@@ -34,7 +37,10 @@ __all__ = [
     "register",
     "registered",
     "registry",
+    "replaced",
     "tune",
     "uninstall",
     "unregister",
 ]
+
+__getattr__ = _deprecation.renamed(globals(), {"ActiveRegularizer": "ConfiguredRegularizer"})

@@ -37,9 +37,9 @@ def cmd_demo(**kw: Any) -> int:
 
 
 def cmd_inspect(**kw: Any) -> int:
-    from pairhook import inspection
+    from pairhook import batch_drawings
 
-    result = inspection.inspect_batches(**kw)
+    result = batch_drawings.inspect_batches(**kw)
     print(f"pairhook inspect: {result.images} images, {result.boxes} GT boxes, {result.pairs} pairs "
           f"({result.active_pairs} with anchors on both members)")
     for path in result.paths:
@@ -68,11 +68,12 @@ def cmd_plugins() -> int:
 
 
 def cmd_evaluate(**kw: Any) -> int:
-    from pairhook.comparison import format_table
-    from pairhook.evaluate import evaluation
+    from pairhook.comparison import comparison_rows
+    from pairhook.evaluation import run_evaluation
+    from pairhook.tables import format_table
 
-    result = evaluation(**kw)
-    print(format_table({str(kw["model"]): result.metrics}))
+    result = run_evaluation(**kw)
+    print(format_table(*comparison_rows({str(kw["model"]): result.metrics})))
     print(f"pairhook evaluate: results in {result.save_dir.resolve()}")
     return 0
 
@@ -114,11 +115,11 @@ def cmd_train(model: str, data: Optional[str] = None, pairs: Optional[str] = Non
 
 
 def _commands() -> dict[str, Command]:
+    from pairhook.batch_drawings import inspect_batches
     from pairhook.demo import run_demo
-    from pairhook.evaluate import evaluate
-    from pairhook.inspection import inspect_batches
+    from pairhook.evaluation import evaluate
     from pairhook.pairs.discover import discover_to_file
-    from pairhook.tune.cli import cmd_tune
+    from pairhook.tuning.cli import cmd_tune
 
     def command(run: Callable[..., int], fn: Callable[..., Any], text: str, **kw: Any) -> Command:
         return Command(run, keys_of(fn), text, key_docs(fn), **kw)

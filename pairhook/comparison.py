@@ -8,8 +8,6 @@ import statistics
 from collections.abc import Sequence
 from typing import Optional
 
-from pairhook.tables import format_table as _format
-
 BASELINE = "baseline"
 
 #: Rows of the comparison table: (label, results.csv column). ``{loss}`` is the regularizer's loss name. Rows whose
@@ -55,11 +53,12 @@ def _fmt(value: Optional[float], spread: Optional[float] = None) -> str:
     return text if spread is None or math.isnan(spread) else f"{text} ± {spread:.4f}"
 
 
-def format_table(metrics: dict[str, dict[str, Optional[float]]],
-                 spread: Optional[dict[str, dict[str, Optional[float]]]] = None,
-                 differences: Optional[dict[str, tuple[float, Optional[float]]]] = None) -> str:
-    """Plain-text table: one row per label, one column per run, plus (for two runs) the difference of the second
-    to the first.
+def comparison_rows(metrics: dict[str, dict[str, Optional[float]]],
+                    spread: Optional[dict[str, dict[str, Optional[float]]]] = None,
+                    differences: Optional[dict[str, tuple[float, Optional[float]]]] = None
+                    ) -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)`` of the comparison for :func:`pairhook.tables.format_table`: one row per label, one column
+    per run, plus (for two runs) the difference of the second to the first.
 
     ``metrics`` is ``{run name: {label: value or None}}``, every run with the same labels in the same order;
     ``spread``, in the same shape, adds ``± value`` (standard deviations over seeds); ``differences``, ``{label:
@@ -81,7 +80,7 @@ def format_table(metrics: dict[str, dict[str, Optional[float]]],
             else:
                 row.append("-" if first is None or last is None else f"{last - first:+.4f}")
         body.append(row)
-    return _format(header, body)
+    return header, body
 
 
 def paired(per_seed: dict[str, list[dict[str, Optional[float]]]], base: str, other: str

@@ -17,7 +17,7 @@ from pairhook import compat
 from pairhook._autograd import GradientGate, RowGrads
 from pairhook.context import PairContext
 from pairhook.pairs.carrier import PAIRS_KEY
-from pairhook.terms import ActiveRegularizer, Terms
+from pairhook.terms import ConfiguredRegularizer, LossTerms
 
 
 def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -54,7 +54,7 @@ class PairhookCriterion:
 
     _own = frozenset({"inner", "terms", "training", "branch", "_captured", "_owner", "_strides"})
 
-    def __init__(self, inner: Any, terms: Terms, training: bool) -> None:
+    def __init__(self, inner: Any, terms: LossTerms, training: bool) -> None:
         self.inner = inner
         self.terms = terms
         self.training = training
@@ -64,7 +64,7 @@ class PairhookCriterion:
             if isinstance(owner.assigner, AssignerCapture):
                 owner.assigner.sink = self._captured
             else:
-                owner.assigner = AssignerCapture(owner.assigner, branch, self._captured)
+                compat.replace("criterion", owner, "assigner", AssignerCapture(owner.assigner, branch, self._captured))
             branches.append(branch)
         self.branch = "one2many" if "one2many" in branches else branches[0]
         owner = dict(compat.assigner_slots(inner))[self.branch]  # the (sub-)criterion of that branch
@@ -75,7 +75,7 @@ class PairhookCriterion:
         """Put the original assigners back and return the wrapped criterion."""
         for _, owner in compat.assigner_slots(self.inner):
             if isinstance(owner.assigner, AssignerCapture):
-                owner.assigner = owner.assigner.inner
+                compat.restore("criterion", owner, "assigner", owner.assigner.inner)
         return self.inner
 
     def __call__(self, preds: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:
@@ -125,7 +125,7 @@ class PairhookCriterion:
             )
             return {reg.loss_name: self._term(reg, ctx) for reg in self.terms.active}
 
-    def _term(self, reg: ActiveRegularizer, ctx: PairContext) -> torch.Tensor:
+    def _term(self, reg: ConfiguredRegularizer, ctx: PairContext) -> torch.Tensor:
         """One regularizer's term, or an exact 0 (counted, no host sync) where it is NaN or infinite.
 
         Built-ins are fused: they replace a non-finite value and count it themselves, in the same tensor update as

@@ -29,7 +29,7 @@ from typing import Any, Optional
 from pairhook.comparison import (
     BASELINE,
     TABLE,
-    format_table,
+    comparison_rows,
     mean_over_seeds,
     paired,
     pick,
@@ -41,8 +41,9 @@ from pairhook.config import split_names
 from pairhook.machine import load_average, machine, spawn_pool
 from pairhook.plugins import lookup
 from pairhook.results import last_results
+from pairhook.tables import format_table
 
-__all__ = ["BASELINE", "DATASET", "TABLE", "TRAIN", "format_table", "paired", "pick", "run_demo", "story",
+__all__ = ["BASELINE", "DATASET", "TABLE", "TRAIN", "comparison_rows", "paired", "pick", "run_demo", "story",
            "table_rows"]
 
 #: Fixed training settings shared by both runs (``data``, ``epochs``, ``imgsz``, ``seed``, ``project`` and ``name``
@@ -146,7 +147,8 @@ def run_demo(out: str | Path = "pairhook-demo", images: int = 64, epochs: int = 
     differences = {v: paired(per_seed, BASELINE, v) for v in variants}
     activity = {v: _activity(seed_runs[v], lookup(v).loss_name) for v in variants}
     runs = {name: dirs[0] for name, dirs in seed_runs.items()}
-    table = format_table(metrics, spread, differences[variants[0]] if len(variants) == 1 and seeds > 1 else None)
+    diffs = differences[variants[0]] if len(variants) == 1 and seeds > 1 else None
+    table = format_table(*comparison_rows(metrics, spread, diffs))
     of = "each run" if seeds == 1 else f"each variant, mean ± std of {seeds} seeds"
     print(f"\npairhook demo: last epoch of {of} (results.csv)\n\n{table}\n")
     for line in story(metrics, activity, differences, seeds):

@@ -1,47 +1,47 @@
 """``install()`` / ``uninstall()``: the Ultralytics callbacks that put pairhook in place on one model.
 
-Only callbacks on the given ``YOLO`` instance are registered; no Ultralytics class or module is patched. The
-callbacks route dataset building through the pair carrier (:mod:`pairhook.pairs`), wrap the criterion
-(:mod:`pairhook.criterion`) with the installation's :class:`~pairhook.terms.Terms`, and run the pair metrics at
-validation (:mod:`pairhook.val_metrics`). ``model.tune()`` on the instance is routed through
-:mod:`pairhook.tune.builtin`, so that its trials train with the installation too.
+Callbacks are registered on the given ``YOLO`` instance only. They route dataset building through the pair carrier
+(:mod:`pairhook.pairs`), wrap the criterion (:mod:`pairhook.criterion`) with the installation's
+:class:`~pairhook.terms.LossTerms`, and run the pair metrics at validation (:mod:`pairhook.val_metrics`). Modules that
+carry an installation further register a route here (:func:`add_route`): multi-GPU ranks (:mod:`pairhook.ranks`) and
+``model.tune()`` (:mod:`pairhook.tuning.model_tune`); ``install()`` applies every route, ``uninstall()`` removes them.
 """
 
 from __future__ import annotations
 
 import weakref
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
-from pairhook import compat, log, val_metrics, workers
+from pairhook import compat, log, val_metrics
 from pairhook.config import CONFIG_KEYS, DEFAULTS, UNSET, resolve
 from pairhook.criterion import PairhookCriterion
 from pairhook.pairs.attach import DatasetBuilder, PairAttacher
 from pairhook.pairs.carrier import PairCarrier
-from pairhook.pairs.file import load_pair_file
-from pairhook.terms import ActiveRegularizer, RegularizerSpec, Terms, parse_regularizers
+from pairhook.pairs.file import PairFile, load_pair_file
+from pairhook.terms import ConfiguredRegularizer, LossTerms, RegularizerSpec, parse_regularizers
 
 
 class Installation:
     """pairhook installed on one ``YOLO`` model: holds the active terms and the callbacks that apply them."""
 
-    #: Marks installations among a trainer's callbacks (see :func:`pairhook.workers.installations_in`).
-    pairhook_installation = True
     EVENTS = ("on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_epoch_start", "on_train_batch_start",
               "on_train_batch_end", "on_train_epoch_end", "on_val_start", "on_fit_epoch_end", "on_train_end",
               "teardown")
 
-    def __init__(self, model: Any, active: list[ActiveRegularizer], pairs: Optional[str] = None,
-                 match_iou: float = DEFAULTS["match_iou"], strict_pairs: bool = DEFAULTS["strict_pairs"]) -> None:
-        self._model = weakref.ref(model)
-        self.terms = Terms(active)
+    def __init__(self, model: Optional[Any], active: list[ConfiguredRegularizer], pairs: Optional[str] = None,
+                 match_iou: float = DEFAULTS["match_iou"], strict_pairs: bool = DEFAULTS["strict_pairs"],
+                 pair_file: Optional[PairFile] = None) -> None:
+        self._model = weakref.ref(model) if model is not None else _no_model
+        self.terms = LossTerms(active)
         self.pairs = pairs
         self.match_iou = match_iou
         self.strict_pairs = strict_pairs
-        self.attacher = PairAttacher(pairs, match_iou, expects_pairs=self.terms.need_pairs, strict=strict_pairs)
+        self.attacher = PairAttacher(pairs, match_iou, expects_pairs=self.terms.need_pairs, strict=strict_pairs,
+                                     pair_file=pair_file)
 
     @property
-    def active(self) -> list[ActiveRegularizer]:
+    def active(self) -> list[ConfiguredRegularizer]:
         return self.terms.active
 
     @property
@@ -57,7 +57,8 @@ class Installation:
     def on_pretrain_routine_start(self, trainer: Any) -> None:
         """Before any dataset (and so any loader worker) exists: route dataset building through the pair carrier."""
         build = trainer.build_dataset
-        trainer.build_dataset = DatasetBuilder(getattr(build, "inner", build), self.attacher, trainer)
+        builder = DatasetBuilder(getattr(build, "inner", build), self.attacher, trainer)
+        compat.replace("trainer", trainer, "build_dataset", builder)
 
     def on_pretrain_routine_end(self, trainer: Any) -> None:
         problem = compat.drop_broken_ray_callback(trainer)
@@ -117,7 +118,7 @@ class Installation:
             if crit.terms is self.terms:
                 return
             crit = crit.restore()
-        model.criterion = PairhookCriterion(crit, self.terms, training)
+        compat.replace("model", model, "criterion", PairhookCriterion(crit, self.terms, training))
 
     def _attach_late(self, trainer: Any) -> None:
         """Carry pairs on datasets built without ``on_pretrain_routine_start`` (multi-GPU ranks other than 0).
@@ -133,21 +134,16 @@ class Installation:
 
     def _restore_datasets(self, trainer: Any) -> None:
         if isinstance(trainer.__dict__.get("build_dataset"), DatasetBuilder):
-            del trainer.build_dataset
+            compat.restore("trainer", trainer, "build_dataset")
         for loader, _ in compat.loaders(trainer):
             PairCarrier.detach(loader.dataset)
+            if PairCarrier.attached(loader):  # loaders built from a carried dataset, or refreshed (ranks)
+                compat.restore("loader", loader, "collate_fn", loader.dataset.collate_fn)
 
     def register_on(self, callbacks: dict[str, list]) -> None:
         """Add this installation's callbacks to a model's or trainer's callback lists."""
         for event in self.EVENTS:
             callbacks.setdefault(event, []).append(getattr(self, event))
-
-    def attach_to(self, model: Any) -> None:
-        """Put this installation (e.g. one unpickled in another process) on ``model``, as ``install()`` would."""
-        self._model = weakref.ref(model)
-        self.register_on(model.callbacks)
-        if not compat.callbacks_reach_workers():
-            compat.route_trainer(model, workers.trainer_for)
 
     def settings(self) -> dict[str, Any]:
         """The ``install()`` arguments that rebuild this installation: each key of the config file
@@ -161,10 +157,7 @@ class Installation:
         model = self._model()
         if model is not None:
             _remove_callbacks(model, self)
-            compat.unroute_trainer(model)
-            from pairhook.tune import builtin
-
-            builtin.unroute(model)
+            _unroute(model)
             trainer = getattr(model, "trainer", None)
             if trainer is not None:
                 self.teardown(trainer)
@@ -179,28 +172,23 @@ class Installation:
         return f"{terms}; pairs from {pairs}" + (f" ({matched})" if matched else "")
 
     def __repr__(self) -> str:
-        return f"<pairhook.Installation {self.summary()}>"
+        """The summary and what pairhook replaces in this process now (:func:`pairhook.replaced`)."""
+        return f"<pairhook.Installation {self.summary()}; replaces: {', '.join(compat.replaced()) or 'nothing'}>"
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_model"] = None  # a weakref cannot be pickled; worker processes never uninstall
-        return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if self._model is None:
-            self._model = lambda: None
+def _no_model() -> None:
+    return None
 
 
 def _unwrap(model: Any) -> None:
     crit = getattr(model, "criterion", None)
     if isinstance(crit, PairhookCriterion):
-        model.criterion = crit.restore()
+        compat.restore("model", model, "criterion", crit.restore())
 
 
 def _remove_callbacks(model: Any, only: Optional[Installation] = None) -> list[Installation]:
     callbacks = getattr(model, "callbacks", {})
-    removed = [owner for owner in workers.installations_in(callbacks) if only is None or owner is only]
+    removed = [owner for owner in installations_in(callbacks) if only is None or owner is only]
     for funcs in callbacks.values():
         funcs[:] = [fn for fn in funcs if not any(getattr(fn, "__self__", None) is o for o in removed)]
     return removed
@@ -250,19 +238,18 @@ def install(
     if isinstance(match_iou, bool) or not isinstance(match_iou, (int, float)) or not 0 < match_iou <= 1:
         raise ValueError(f"match_iou must be a number in (0, 1], got {match_iou!r}")
     active = parse_regularizers(opts["regularizers"])
-    pairs = opts["pairs"]
+    pairs, pair_file = opts["pairs"], None
     if pairs is not None:
-        load_pair_file(pairs)  # fail now, before anything about training starts
         pairs = Path(pairs).resolve()  # trials and workers may run in another directory
+        pair_file = load_pair_file(pairs)  # fail now, before anything about training starts
     if getattr(model, "model", None) is not None and hasattr(model.model, "init_criterion"):
         compat.check_task(model.model)
     uninstall(model)
     handle = Installation(model, active, str(pairs) if pairs is not None else None, float(match_iou),
-                          opts["strict_pairs"])
-    handle.attach_to(model)  # on releases whose multi-GPU workers get no callbacks, the trainer class hands it over
-    from pairhook.tune import builtin
-
-    builtin.route(model)  # model.tune() trains every trial with the installation
+                          opts["strict_pairs"], pair_file)
+    handle.register_on(model.callbacks)
+    for route, _ in _ROUTES.values():
+        route(model)
     return handle
 
 
@@ -270,7 +257,27 @@ def uninstall(model: Any) -> None:
     """Remove every pairhook installation from ``model`` (no-op if there is none)."""
     for owner in _remove_callbacks(model):
         owner.uninstall()
-    compat.unroute_trainer(model)
-    from pairhook.tune import builtin
+    _unroute(model)
 
-    builtin.unroute(model)
+
+#: Routes that carry an installation beyond the model's callbacks, by name: ``(route(model), unroute(model))``.
+_ROUTES: dict[str, tuple[Callable[[Any], None], Callable[[Any], None]]] = {}
+
+
+def add_route(name: str, route: Callable[[Any], None], unroute: Callable[[Any], None]) -> None:
+    """Have ``install()`` call ``route(model)`` and ``uninstall()`` call ``unroute(model)`` (registered again under
+    the same name, the new pair replaces the old). The modules above the core (multi-GPU ranks, tuning) register
+    themselves here, so the core never imports them."""
+    _ROUTES[name] = (route, unroute)
+
+
+def _unroute(model: Any) -> None:
+    for _, unroute in _ROUTES.values():
+        unroute(model)
+
+
+def installations_in(callbacks: dict[str, list]) -> list[Installation]:
+    """The distinct installations whose callbacks are in ``callbacks``, in order of appearance."""
+    found = {id(fn.__self__): fn.__self__ for funcs in callbacks.values() for fn in funcs
+             if isinstance(getattr(fn, "__self__", None), Installation)}
+    return list(found.values())

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 import pluggy
 
 from pairhook import hookspecs, log
+from pairhook.deprecation import renamed
 
 ENTRYPOINT_GROUP = "pairhook"
 DISABLE_ENV = "PAIRHOOK_DISABLE_ENTRYPOINTS"
@@ -33,7 +34,7 @@ _loaded = False
 
 
 @dataclass(frozen=True)
-class Regularizer:
+class RegisteredRegularizer:
     """A registered regularizer: ``fn(ctx, **options) -> 0-d tensor``, logged as ``loss_name``.
 
     Attributes:
@@ -56,8 +57,14 @@ class Regularizer:
     @property
     def options(self) -> dict[str, Any]:
         """The options ``fn`` accepts, with their defaults (``inspect.Parameter.empty`` if required)."""
-        params = list(inspect.signature(self.fn).parameters.values())[1:]
-        return {p.name: p.default for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+        return signature_options(self.fn)
+
+
+def signature_options(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The options a regularizer function accepts after the context, with their defaults (``inspect.Parameter.empty``
+    if required): read from ``fn`` itself, so a process without the registry entry reads them too."""
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    return {p.name: p.default for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
 
 def entrypoints_disabled() -> bool:
@@ -118,10 +125,10 @@ def registered(plugin: object, name: Optional[str] = None) -> Iterator[str]:
         unregister(plugin)
 
 
-def registry() -> dict[str, Regularizer]:
+def registry() -> dict[str, RegisteredRegularizer]:
     """All regularizers the registered plugins provide, by name. Two plugins claiming one name is an error."""
     load_plugins()
-    found: dict[str, Regularizer] = {}
+    found: dict[str, RegisteredRegularizer] = {}
     for impl in reversed(pm.hook.pairhook_register_regularizers.get_hookimpls()):
         source = _sources.get(impl.plugin_name, impl.plugin_name)
         builtin = impl.plugin_name in DEFAULT_PLUGINS
@@ -137,18 +144,19 @@ def registry() -> dict[str, Regularizer]:
                 raise ValueError(
                     f"pairhook: regularizer {name!r} is registered twice: by {found[name].source!r} and {_src!r}"
                 )
-            found[name] = Regularizer(name, fn, loss_name or f"{name}_loss", _src, _builtin, bool(needs_pairs), gate)
+            found[name] = RegisteredRegularizer(name, fn, loss_name or f"{name}_loss", _src, _builtin,
+                                                bool(needs_pairs), gate)
 
         impl.function(register=_register)
     return found
 
 
-def unknown_regularizer(name: str, regs: dict[str, Regularizer]) -> str:
+def unknown_regularizer(name: str, regs: dict[str, RegisteredRegularizer]) -> str:
     """The message for a name that is not registered."""
     return f"unknown regularizer {name!r}; available: {', '.join(sorted(regs)) or 'none'}"
 
 
-def lookup(name: str) -> Regularizer:
+def lookup(name: str) -> RegisteredRegularizer:
     """The registered regularizer ``name``; ``ValueError`` naming the available ones otherwise."""
     regs = registry()
     if name not in regs:
@@ -162,3 +170,6 @@ def get_regularizer(name: str) -> Callable[..., Any]:
     if name not in regs:
         raise KeyError(unknown_regularizer(name, regs))
     return regs[name].fn
+
+
+__getattr__ = renamed(globals(), {"Regularizer": "RegisteredRegularizer"})

@@ -17,7 +17,7 @@ def read_results(path: Union[str, Path]) -> list[dict[str, float]]:
     if path.is_dir():
         path = path / "results.csv"
     with open(path, newline="") as f:
-        return [{k.strip(): _number(v) for k, v in row.items() if k is not None} for row in csv.DictReader(f)]
+        return [{k.strip(): number(v) for k, v in row.items() if k is not None} for row in csv.DictReader(f)]
 
 
 def last_results(path: Union[str, Path]) -> dict[str, float]:
@@ -33,7 +33,8 @@ def columns(rows: list[dict[str, float]], keys: tuple[str, ...]) -> dict[str, li
     return {k: [r[k] for r in rows] for k in keys if rows and k in rows[0]}
 
 
-def _number(text: str | None) -> float:
+def number(text: object) -> float:
+    """``float(text)``, NaN for anything that is not a number."""
     try:
         return float(text)
     except (TypeError, ValueError):

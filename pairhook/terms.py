@@ -1,7 +1,7 @@
 """The terms an installation adds: regularizers resolved from the user's spec, their options and weights, the training
 schedule they see, the per-term counters of skipped (non-finite) batches, and what each pair term did with the pairs.
 
-:class:`Terms` is all the criterion needs to know about an installation; it never sees the callbacks.
+:class:`LossTerms` is all the criterion needs to know about an installation; it never sees the callbacks.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 from pairhook import log, plugins
 from pairhook.config import split_names
 from pairhook.context import PairActivity, PairContext
+from pairhook.deprecation import renamed
 from pairhook.fused import compiler
 
 #: Epochs a pair regularizer may act on no pair before pairhook warns.
@@ -37,7 +38,7 @@ def activity_columns(loss_name: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
-class ActiveRegularizer:
+class ConfiguredRegularizer:
     """A regularizer as installed: the registered callable with the user's weight and options."""
 
     name: str
@@ -65,9 +66,7 @@ class ActiveRegularizer:
     def defaults(self) -> dict[str, Any]:
         """The options of ``fn`` that have defaults, with them (read from ``fn`` itself: an installation handed to
         another process has no registry there)."""
-        params = list(inspect.signature(self.fn).parameters.values())[1:]
-        return {p.name: p.default for p in params if p.default is not p.empty
-                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+        return {k: v for k, v in plugins.signature_options(self.fn).items() if v is not inspect.Parameter.empty}
 
     def describe(self) -> str:
         """``name(weight=1, tau_high=0.5, ...)``: the term as installed, every option shown with its value."""
@@ -96,7 +95,7 @@ class ActiveRegularizer:
         return value if self.weight == 1.0 else value * self.weight
 
 
-def parse_regularizers(spec: RegularizerSpec) -> list[ActiveRegularizer]:
+def parse_regularizers(spec: RegularizerSpec) -> list[ConfiguredRegularizer]:
     """Resolve a name, comma-separated names, a list of names or ``{name: {weight, **options}}`` against the
     registry; every problem is a ``ValueError`` here, before anything is installed."""
     if spec is None:
@@ -128,7 +127,7 @@ def parse_regularizers(spec: RegularizerSpec) -> list[ActiveRegularizer]:
                 f"its options are: weight, {', '.join(accepted) or '(none)'}"
             )
         _check_option_types(name, opts, accepted)
-        active.append(ActiveRegularizer(name, reg.fn, reg.loss_name, float(weight), opts, reg.source, reg.builtin,
+        active.append(ConfiguredRegularizer(name, reg.fn, reg.loss_name, float(weight), opts, reg.source, reg.builtin,
                                         reg.needs_pairs, reg.gate))
         if reg.builtin:
             _dry_run(active[-1])
@@ -157,7 +156,7 @@ def _check_option_types(name: str, opts: Mapping[str, Any], accepted: Mapping[st
             )
 
 
-def _dry_run(reg: ActiveRegularizer) -> None:
+def _dry_run(reg: ConfiguredRegularizer) -> None:
     """Call a built-in once on an empty context so a bad option value fails at ``install()``, not at batch 1."""
     ctx = PairContext(logits=torch.zeros(1, 1, 1), target_scores=torch.zeros(1, 1, 1),
                       target_bboxes=torch.zeros(1, 1, 4), fg_mask=torch.zeros(1, 1, dtype=torch.bool),
@@ -169,7 +168,7 @@ def _dry_run(reg: ActiveRegularizer) -> None:
         raise ValueError(f"regularizer {reg.name!r}: {e}") from e
 
 
-class Terms:
+class LossTerms:
     """The active regularizers of one installation, the epoch they see, and their per-epoch bookkeeping.
 
     Each term counts, on the device (no host sync), what it did with the pairs of the training batches and the
@@ -178,7 +177,7 @@ class Terms:
     regularizer name).
     """
 
-    def __init__(self, active: list[ActiveRegularizer]) -> None:
+    def __init__(self, active: list[ConfiguredRegularizer]) -> None:
         self.active = active
         self.epoch, self.epochs = 0, 1
         # per loss name, the counts of training batches and, apart, of validation batches (only their skips count)
@@ -251,7 +250,7 @@ class Terms:
                 self._note_idle(reg, reached / carried, acted)
         return columns
 
-    def _note_idle(self, reg: ActiveRegularizer, reached: float, acted: int) -> None:
+    def _note_idle(self, reg: ConfiguredRegularizer, reached: float, acted: int) -> None:
         idle = self._idle.get(reg.loss_name, 0)
         if idle < 0:
             return
@@ -269,3 +268,6 @@ class Terms:
         else:
             why = f"{reached:.0%} of the pairs reached it, but its value was 0 on every one"
         log.warning(f"{reg.label} has acted on no pair for {IDLE_EPOCHS} epochs ({reg.loss_name} is 0): {why}")
+
+
+__getattr__ = renamed(globals(), {"ActiveRegularizer": "ConfiguredRegularizer", "Terms": "LossTerms"})

@@ -5,8 +5,8 @@ the trainer builds), each validation feeds its post-NMS predictions and the batc
 :class:`pairhook.metrics.PairMetrics`. The result is logged, merged into the validator's stats (so it lands in
 ``results.csv`` and every logger Ultralytics feeds, as ``pairs/*`` columns), and plotted per epoch to ``pairs.png``
 (one panel per metric, the upper and lower view's recall on one axis).
-An installation runs the functions of :data:`callbacks` inside its own callbacks (like an Ultralytics integration's
-``callbacks`` dict); :func:`pairhook.evaluate` attaches a collector to its validator directly.
+An installation calls the ``on_*`` functions here from its own callbacks of the same names;
+:func:`pairhook.evaluate` attaches a collector to its validator directly.
 """
 
 from __future__ import annotations
@@ -72,14 +72,14 @@ def attach(validator: Any, iou: float = IOU, conf: float = CONF) -> PairValidati
     collector = PairValidation(iou, conf)
     compat.hook_validator(validator, collector.update, collector.stats,
                           lambda: collector.gather(getattr(validator, "device", None) or "cpu"), collector.printed)
-    setattr(validator, ATTR, collector)
+    compat.replace("validator", validator, ATTR, collector)
     return collector
 
 
 def detach(validator: Any) -> None:
     if validator is not None and validator.__dict__.get(ATTR) is not None:
         compat.unhook_validator(validator)
-        del validator.__dict__[ATTR]
+        compat.restore("validator", validator, ATTR)
 
 
 # Callbacks of an installation ----------------------------------------------------------------------------------------
@@ -110,14 +110,6 @@ def on_fit_epoch_end(trainer: Any) -> None:
 
 def on_train_end(trainer: Any) -> None:
     detach(getattr(trainer, "validator", None))
-
-
-callbacks = {
-    "on_pretrain_routine_end": on_pretrain_routine_end,
-    "on_val_start": on_val_start,
-    "on_fit_epoch_end": on_fit_epoch_end,
-    "on_train_end": on_train_end,
-}
 
 
 # Plot ------------------------------------------------------------------------------------------------------------

@@ -14,8 +14,10 @@ import torch
 import yaml
 
 import pairhook
-from pairhook import cli, demo, inspection
+from pairhook import batch_drawings, cli, demo
 from pairhook.config import UNSET
+from pairhook.results import read_results
+from pairhook.tables import format_table
 
 
 # Command line --------------------------------------------------------------------------------------------------
@@ -163,12 +165,12 @@ def test_inspect_draws_pairs_and_cleans_up(dataset, tmp_path, monkeypatch):
     plugins_before = set(pairhook.registry())
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the training run goes
     (tmp_path / "tmp").mkdir()
-    result = inspection.inspect_batches(dataset.data_yaml, dataset.pairs_json, out=tmp_path / "insp", batches=2,
+    result = batch_drawings.inspect_batches(dataset.data_yaml, dataset.pairs_json, out=tmp_path / "insp", batches=2,
                                      imgsz=64, batch=4)
     assert [p.name for p in result.paths] == ["batch0.png", "batch1.png"]
     for path in result.paths:
         img = cv2.imread(str(path))
-        assert img is not None and min(img.shape[:2]) >= 2 * 64 * inspection.SCALE
+        assert img is not None and min(img.shape[:2]) >= 2 * 64 * batch_drawings.SCALE
     assert result.images == 8 and result.boxes > 0
     assert result.pairs > 0 and 0 < result.active_pairs <= result.pairs
     assert set(pairhook.registry()) == plugins_before  # the recording plugin is gone
@@ -181,7 +183,7 @@ def test_inspect_pairs_are_true_pairs(dataset, tmp_path):
 
     Checked on the augmented batches the regularizers see (mosaic, scale, flips), for members clear of the border.
     """
-    result = inspection.inspect_batches(dataset.data_yaml, dataset.pairs_json, out=tmp_path, batches=2, imgsz=128,
+    result = batch_drawings.inspect_batches(dataset.data_yaml, dataset.pairs_json, out=tmp_path, batches=2, imgsz=128,
                                      batch=8)
     checked = 0
     for rec in result.records:
@@ -204,7 +206,7 @@ def test_inspect_pairs_are_true_pairs(dataset, tmp_path):
 
 
 def test_inspect_without_pairs_draws_only_boxes(dataset, tmp_path):
-    result = inspection.inspect_batches(dataset.data_yaml, None, out=tmp_path, batches=1, imgsz=64, batch=4)
+    result = batch_drawings.inspect_batches(dataset.data_yaml, None, out=tmp_path, batches=1, imgsz=64, batch=4)
     assert len(result.paths) == 1 and result.pairs == 0 and result.boxes > 0
 
 
@@ -231,7 +233,7 @@ def test_demo_trains_both_runs_and_prints_table(tmp_path, capsys):
 
 
 def test_table_is_aligned_and_skips_missing_rows():
-    table = demo.format_table({"a": {"mAP50": 0.5, "x": None}, "b": {"mAP50": 0.25, "x": None}})
+    table = format_table(*demo.comparison_rows({"a": {"mAP50": 0.5, "x": None}, "b": {"mAP50": 0.25, "x": None}}))
     lines = table.splitlines()
     assert len(lines) == 3 and "x" not in table and "-0.2500" in lines[2]
     assert len({len(line) for line in lines}) == 1
@@ -307,8 +309,7 @@ def val_pairs(dataset):
 
 
 def test_train_writes_pair_metrics_per_validation(trained, dataset):
-    with open(trained / "results.csv", newline="") as f:
-        rows = [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    rows = read_results(trained)
     assert len(rows) == 2
     for row in rows:
         assert row["train/pair_loss"] >= 0 and row["train/skl_loss"] >= 0  # both regularizers installed
@@ -382,7 +383,8 @@ def test_demo_differences_pair_runs_of_the_same_seed():
     diffs = demo.paired(per_seed, "baseline", "reg")
     assert diffs["a"] == (pytest.approx(0.1), pytest.approx(0.1))  # +0.1, +0.2, 0.0: mean 0.1, std 0.1
     assert diffs["b"] == (pytest.approx(0.2), None)  # only seed 1 has both values
-    table = demo.format_table({"baseline": {"a": 0.6, "b": 0.1}, "reg": {"a": 0.7, "b": 0.3}}, None, diffs)
+    rows = demo.comparison_rows({"baseline": {"a": 0.6, "b": 0.1}, "reg": {"a": 0.7, "b": 0.3}}, None, diffs)
+    table = format_table(*rows)
     assert "+0.1000 ± 0.1000" in table and "+0.2000" in table.splitlines()[-1]
 
 

@@ -8,7 +8,6 @@ worker path that the release uses.
 
 from __future__ import annotations
 
-import csv
 import importlib
 import inspect
 import math
@@ -27,6 +26,7 @@ from ultralytics import YOLO
 
 import pairhook
 from pairhook import compat
+from pairhook.results import read_results
 
 TERMS = {"pair_consistency": {}, "symmetric_kl": {}, "const": {}}
 TRAIN = dict(epochs=1, imgsz=64, batch=8, workers=0, plots=False, verbose=False, exist_ok=True, seed=0)
@@ -98,11 +98,6 @@ class Recorder:
         register("const", const, loss_name="const_loss")
 
 
-def read_csv(run: Path) -> list[dict[str, float]]:
-    with open(run / "results.csv") as f:
-        return [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
 @pytest.fixture(scope="module")
 def runs(dataset, tmp_path_factory):
     """One tiny training per available task/head, with ``pair_consistency`` and the recorder: task -> (run, pairs)."""
@@ -122,7 +117,7 @@ def runs(dataset, tmp_path_factory):
 @pytest.mark.parametrize("task", AVAILABLE)
 def test_pair_term_in_results_csv(runs, task):
     run, pairs_seen = runs[task]
-    (row,) = read_csv(run)
+    (row,) = read_results(run)
     assert pairs_seen > 0, "no pair reached the loss"
     for split in ("train", "val"):
         assert row[f"{split}/const_loss"] == pytest.approx(0.25), f"{split} items are misaligned"
@@ -162,7 +157,7 @@ def test_resume_continues_the_term(dataset, tmp_path):
         resumed = YOLO(str(tmp_path / "run" / "weights" / "last.pt"))
         pairhook.install(resumed, pairs=dataset.pairs_json, regularizers=TERMS)
         resumed.train(resume=True)
-    rows = read_csv(tmp_path / "run")
+    rows = read_results(tmp_path / "run")
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert all(r["train/const_loss"] == pytest.approx(0.25) and r["train/skl_loss"] > 0 for r in rows)
 
@@ -176,29 +171,36 @@ def test_pairs_reach_ranks_without_pretrain_routine_start(dataset, tmp_path):
         model.callbacks["on_pretrain_routine_start"].remove(handle.on_pretrain_routine_start)
         model.train(data=str(dataset.data_yaml), project=str(tmp_path), name="run", **TRAIN)
     assert int(sum(p.sum() for p in recorder.pairs)) > 0
-    assert read_csv(tmp_path / "run")[0]["train/skl_loss"] > 0
+    assert read_results(tmp_path / "run")[0]["train/skl_loss"] > 0
 
 
 def test_multi_gpu_worker_trains_with_the_term(dataset, tmp_path, monkeypatch):
     """Run the worker script Ultralytics generates for a multi-GPU launch, as a worker, in a fresh process.
 
-    From 8.4.140 the script unpickles the trainer's callbacks; before that it builds a fresh trainer from the class
-    it imports by name, which ``install()`` made pairhook's subclass, and that reads the hand-over file. Here the
-    launch is on the CPU (no process group), but the code path inside the worker is the one real GPUs take.
+    From 8.4.140 the script unpickles the trainer's callbacks, in which pairhook's are stand-ins that carry no
+    installation; before that it builds a fresh trainer from the class it imports by name, which ``install()`` made
+    pairhook's subclass. Either way the worker rebuilds the installation from the description in its environment.
+    Here the launch is on the CPU (no process group), but the code path inside the worker is the one real GPUs take.
     """
+    import types
+
     from ultralytics.utils.dist import generate_ddp_file
 
-    from pairhook import workers
+    from pairhook import handover, ranks
 
     model = YOLO("yolov8n.yaml")
     pairhook.install(model, pairs=dataset.pairs_json, regularizers=["pair_consistency", "symmetric_kl"])
     monkeypatch.setattr(compat, "launches_workers", lambda trainer: True)  # as if device="0,1"
-    monkeypatch.delenv(workers.ENV, raising=False)
+    monkeypatch.setenv(ranks.ENV, "")  # none yet; the hand-over's value is removed after the test
     scripts = []
 
     def launch(trainer):  # stands in for BaseTrainer.train() deciding to start workers
         trainer.callbacks["on_train_start"].remove(launch)
         del compat.unwrap(trainer.model).criterion  # a launching parent never built one (it runs no batch)
+        pickled = [fn for fns in trainer.callbacks.values() for fn in fns]
+        assert not [fn for fn in pickled if isinstance(fn, types.MethodType)
+                    and isinstance(fn.__self__, pairhook.Installation)]
+        assert sum(isinstance(fn, ranks.HandedOver) for fn in pickled) == len(pairhook.Installation.EVENTS)
         scripts.append(generate_ddp_file(trainer))
         raise KeyboardInterrupt("the parent stops here; the worker trains")
 
@@ -207,7 +209,9 @@ def test_multi_gpu_worker_trains_with_the_term(dataset, tmp_path, monkeypatch):
         model.train(data=str(dataset.data_yaml), project=str(tmp_path), name="run", **TRAIN)
     source = Path(scripts[0]).read_text()
     if not compat.callbacks_reach_workers():
-        assert "from pairhook.workers import PairhookTrainer__" in source and os.environ.get(workers.ENV)
+        assert "from pairhook.ranks import PairhookTrainer__" in source
+    (description,) = handover.decode(os.environ[ranks.ENV])
+    assert set(description["regularizers"]) == {"pair_consistency", "symmetric_kl"} and description["plugins"] == {}
     # LOCAL_RANK marks a worker; RANK stays unset, because with it Ultralytics puts the worker on cuda:RANK
     env = {**os.environ, "LOCAL_RANK": "0",
            "PYTHONPATH": os.pathsep.join([str(Path(pairhook.__file__).parent.parent),
@@ -220,21 +224,19 @@ def test_multi_gpu_worker_trains_with_the_term(dataset, tmp_path, monkeypatch):
     out = subprocess.run([sys.executable, "-c", worker, scripts[0]], env=env, capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
-    (row,) = read_csv(tmp_path / "run")
+    (row,) = read_results(tmp_path / "run")
     assert row["train/skl_loss"] > 0 and math.isfinite(row["train/pair_loss"])
 
 
-def test_hand_over_file_is_removed_when_the_launching_process_exits(tmp_path):
-    """Each multi-GPU launch on releases before 8.4.140 pickles the installations to a file for the workers; the
-    launching process removes it at exit rather than leaving one per training in the temporary folder."""
-    code = ("import types; from pairhook import workers; p = workers.hand_over(types.SimpleNamespace(callbacks={})); "
-            "print('FILE', p, workers.read_installations(p))")
+def test_multi_gpu_hand_over_leaves_no_file(tmp_path):
+    """A multi-GPU launch hands the installations over in the ranks' environment (plain data), so no file is left
+    behind, one per training, in the temporary folder."""
+    code = ("import types; from pairhook import ranks; print('DESC', ranks.hand_over(types.SimpleNamespace("
+            "callbacks={})))")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "TMPDIR": str(tmp_path)},
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    path = Path(out.stdout.split("FILE ", 1)[1].split()[0])
-    assert path.parent == tmp_path and out.stdout.rstrip().endswith("[]")  # written and readable during the run
-    assert not path.exists()
+    assert out.stdout.split("DESC ", 1)[1].strip() == "[]" and not list(tmp_path.iterdir())
 
 
 def trial_rows(root: Path, monkeypatch) -> list[dict[str, float]]:
@@ -246,7 +248,7 @@ def trial_rows(root: Path, monkeypatch) -> list[dict[str, float]]:
     def record(self, cmd, *args, **kwargs):
         out = run(self, cmd, *args, **kwargs)
         if compat.tuner.training_args(cmd) is not None:
-            rows.append(read_csv(max(root.rglob("results.csv"), key=os.path.getmtime).parent)[-1])
+            rows.append(read_results(max(root.rglob("results.csv"), key=os.path.getmtime).parent)[-1])
         return out
 
     monkeypatch.setattr(compat.TrialSubprocess, "run", record)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import pickletools
 import subprocess
 import sys
@@ -15,14 +14,10 @@ from ultralytics import YOLO
 
 import pairhook
 from pairhook.criterion import PairhookCriterion
-from pairhook.terms import Terms, parse_regularizers
+from pairhook.results import read_results
+from pairhook.terms import LossTerms, parse_regularizers
 
 TRAIN = dict(epochs=2, imgsz=64, batch=8, workers=0, plots=False, verbose=False, exist_ok=True, seed=0)
-
-
-def read_csv(run: Path) -> list[dict[str, float]]:
-    with open(run / "results.csv") as f:
-        return [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def train(model: YOLO, data: Path, project: Path, name: str, **kw) -> Path:
@@ -64,7 +59,7 @@ def const_plugin(pairhook_register):
 def test_term_in_results_csv_and_progress_names(dataset, tmp_path, const_plugin):
     model = YOLO("yolov8n.yaml")
     pairhook.install(model, regularizers={"const": {"weight": 2.0}})
-    rows = read_csv(train(model, dataset.data_yaml, tmp_path, "run"))
+    rows = read_results(train(model, dataset.data_yaml, tmp_path, "run"))
     assert len(rows) == 2
     for row in rows:  # logged per image, as it enters the loss: weight x value
         assert row["train/const_loss"] == pytest.approx(0.5)
@@ -119,7 +114,7 @@ def test_gradient_reaches_logits_times_batch_size():
     def total(spec):
         crit = model.init_criterion()
         if spec:
-            crit = PairhookCriterion(crit, Terms(parse_regularizers(spec)), training=True)
+            crit = PairhookCriterion(crit, LossTerms(parse_regularizers(spec)), training=True)
         loss, items = crit(preds, batch)
         return loss.sum(), items
 
@@ -184,11 +179,11 @@ print("loaded-ok")
 
 
 def test_uninstall_trains_exactly_like_plain(dataset, tmp_path, const_plugin):
-    plain = read_csv(train(YOLO("yolov8n.yaml"), dataset.data_yaml, tmp_path, "plain"))
+    plain = read_results(train(YOLO("yolov8n.yaml"), dataset.data_yaml, tmp_path, "plain"))
     model = YOLO("yolov8n.yaml")
     handle = pairhook.install(model, regularizers="const")
     handle.uninstall()
-    after = read_csv(train(model, dataset.data_yaml, tmp_path, "after"))
+    after = read_results(train(model, dataset.data_yaml, tmp_path, "after"))
     assert not const_plugin.seen
     keys = [k for k in plain[0] if k.startswith(("train/", "val/", "metrics/"))]
     assert keys == [k for k in after[0] if k.startswith(("train/", "val/", "metrics/"))]
@@ -202,7 +197,7 @@ def test_install_twice_replaces(dataset, tmp_path, const_plugin):
     pairhook.install(model, regularizers={"const": {"weight": 3.0}})
     owners = [fn.__self__ for fns in model.callbacks.values() for fn in fns if hasattr(fn, "__self__")]
     assert len({id(o) for o in owners if isinstance(o, pairhook.Installation)}) == 1
-    rows = read_csv(train(model, dataset.data_yaml, tmp_path, "run", epochs=1))
+    rows = read_results(train(model, dataset.data_yaml, tmp_path, "run", epochs=1))
     assert rows[0]["train/const_loss"] == pytest.approx(0.75)
     assert rows[0]["val/const_loss"] == pytest.approx(0.75)
 
@@ -210,7 +205,7 @@ def test_install_twice_replaces(dataset, tmp_path, const_plugin):
 def test_two_models_are_independent(dataset, tmp_path, const_plugin):
     a, b = YOLO("yolov8n.yaml"), YOLO("yolov8n.yaml")
     pairhook.install(a, regularizers="const")
-    rows = read_csv(train(b, dataset.data_yaml, tmp_path, "b", epochs=1))
+    rows = read_results(train(b, dataset.data_yaml, tmp_path, "b", epochs=1))
     assert "train/const_loss" not in rows[0] and not const_plugin.seen
 
 
@@ -229,7 +224,7 @@ def test_resume_keeps_logging_the_term(dataset, tmp_path, const_plugin):
     resumed = YOLO(str(last))
     pairhook.install(resumed, regularizers="const")
     resumed.train(resume=True)
-    rows = read_csv(tmp_path / "run")
+    rows = read_results(tmp_path / "run")
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert all(r["train/const_loss"] == pytest.approx(0.25) for r in rows)
     assert all(r["val/const_loss"] == pytest.approx(0.25) for r in rows)
@@ -265,7 +260,7 @@ def test_classification_is_refused():
 
 def test_wrapper_keeps_no_batch_tensors():
     model = detection_model()
-    crit = PairhookCriterion(model.init_criterion(), Terms([]), training=True)
+    crit = PairhookCriterion(model.init_criterion(), LossTerms([]), training=True)
     batch = {"img": torch.rand(1, 3, 64, 64), "batch_idx": torch.zeros(1), "cls": torch.zeros(1, 1),
              "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.3]])}
     crit(model(batch["img"]), batch)
@@ -279,7 +274,7 @@ def test_other_heads_and_tasks_carry_the_term(dataset, tmp_path, const_plugin, c
     pairhook.install(model, regularizers={"const": {"weight": 2.0}})
     branches = set()
     model.add_callback("on_train_batch_end", lambda t: branches.add(t.model.criterion.branch))
-    rows = read_csv(train(model, dataset.data_yaml, tmp_path, "run", epochs=1))
+    rows = read_results(train(model, dataset.data_yaml, tmp_path, "run", epochs=1))
     assert rows[0]["train/const_loss"] == pytest.approx(0.5)
     assert rows[0]["val/const_loss"] == pytest.approx(0.5)
     crit = model.trainer.model.criterion

@@ -87,7 +87,7 @@ def test_only_compat_imports_ultralytics_internals():
 ALLOWED = {
     "ultralytics.utils.ops": ("pairhook.pairs.matching",),
     "ultralytics.utils.metrics": ("pairhook.pairs.matching",),
-    "ultralytics.utils.plotting": ("pairhook.inspection",),
+    "ultralytics.utils.plotting": ("pairhook.batch_drawings",),
     "ultralytics.data.utils": ("pairhook.pairs.discover", "pairhook.pairs.file"),
 }
 
@@ -95,3 +95,48 @@ ALLOWED = {
 def test_every_module_reads_in_one_sitting():
     long = {name: n for name, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def depends_on(names: set[str]) -> set[str]:
+    """Every pairhook module that one of ``names`` imports, directly or through others (``names`` left out)."""
+    seen, todo = set(), list(names)
+    while todo:
+        for dep in imports_of(todo.pop()):
+            if dep not in seen and dep not in names:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def test_nothing_the_tuning_package_depends_on_imports_it_back():
+    """Tuning sits above the core: it registers its route (``installation.add_route``), the core never imports it.
+    The command line and ``pairhook/__init__.py`` sit above it and may."""
+    tuning = {name for name in MODULES if name == "pairhook.tuning" or name.startswith("pairhook.tuning.")}
+    offenders = {dep: sorted(imports_of(dep) & tuning) for dep in depends_on(tuning) if imports_of(dep) & tuning}
+    assert not offenders, f"modules tuning depends on import it back: {offenders}"
+    assert "pairhook.installation" in depends_on(tuning)  # the check sees through the package
+
+
+def test_back_import_check_sees_a_core_module_importing_tuning(monkeypatch):
+    graph = {"pairhook.tuning.api": {"pairhook.installation"}, "pairhook.installation": {"pairhook.tuning.api"}}
+    monkeypatch.setitem(globals(), "imports_of", lambda name: graph.get(name, set()))
+    assert depends_on({"pairhook.tuning.api"}) == {"pairhook.installation"}
+    assert imports_of("pairhook.installation") & {"pairhook.tuning.api"}
+
+
+def test_every_submodule_imports_by_its_dotted_name_and_none_is_shadowed():
+    """``import pairhook``, then ``import pairhook.x.y`` for every module: each works, and the attribute path
+    ``pairhook.x.y`` is that module (no function or other object of the same name hides it)."""
+    import importlib
+
+    import pairhook
+
+    shadowed = []
+    for name in sorted(MODULES):
+        module = importlib.import_module(name)
+        obj = pairhook
+        for part in name.split(".")[1:]:
+            obj = getattr(obj, part, None)
+        if obj is not module:
+            shadowed.append(f"{name} is {obj!r}")
+    assert not shadowed, shadowed

@@ -5,7 +5,6 @@ Each test names the README "What happens when" row it backs.
 
 from __future__ import annotations
 
-import csv
 import gc
 import json
 import logging
@@ -28,17 +27,13 @@ from pairhook.context import PairContext
 from pairhook.criterion import PairhookCriterion
 from pairhook.metrics import KEYS
 from pairhook.pairs import PairsError, load_pair_file, match_dataset, resolve_pairs_path
-from pairhook.terms import Terms, parse_regularizers
+from pairhook.results import read_results
+from pairhook.terms import LossTerms, parse_regularizers
 
 TRAIN = {"imgsz": 64, "batch": 8, "workers": 0, "plots": False, "verbose": False, "exist_ok": True, "seed": 0}
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
-
-
-def read_csv(run: Path) -> list[dict[str, float]]:
-    with open(run / "results.csv") as f:
-        return [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def detection_model():
@@ -67,7 +62,7 @@ def paired_batch(images: int = 2, copies: int = 1) -> dict:
 
 
 def wrapped(model, spec) -> PairhookCriterion:
-    return PairhookCriterion(model.init_criterion(), Terms(parse_regularizers(spec)), training=True)
+    return PairhookCriterion(model.init_criterion(), LossTerms(parse_regularizers(spec)), training=True)
 
 
 def leaf_preds(model, img):
@@ -493,7 +488,7 @@ def test_resume_continues_the_term_and_its_schedule(dataset, tmp_path, bad):
     pairhook.install(resumed, regularizers="schedule")
     resumed.train(resume=True)
     assert set(bad.schedule.seen) == {(1, 2)}, "the resumed run continues at epoch 1 of 2"
-    rows = read_csv(tmp_path / "run")
+    rows = read_results(tmp_path / "run")
     assert [r["train/schedule_loss"] for r in rows] == pytest.approx([0.0, 0.5])
 
 
@@ -515,7 +510,7 @@ def test_non_finite_batches_are_skipped_and_reported_once_per_epoch(dataset, tmp
     assert len(warnings) == 2, records.messages
     assert records.matching(r"1 key\(s\) of pairs.json name no image of the dataset's splits, e.g. "
                             r"'not_in_the_dataset': no image has that name or path", logging.WARNING)
-    for row in read_csv(tmp_path / "run"):
+    for row in read_results(tmp_path / "run"):
         assert row["train/nan_every_other_loss"] == pytest.approx(0.05)  # mean of 0 (skipped) and 0.1
         assert all(np.isfinite(v) for k, v in row.items() if not k.startswith("pairs/"))  # NaN there: no detections
     ckpt = torch.load(tmp_path / "run" / "weights" / "last.pt", weights_only=False)
@@ -538,7 +533,7 @@ def test_a_run_with_pairhook_writes_every_file_a_plain_run_writes(dataset, tmp_p
     plain, paired = files(tmp_path / "plain"), files(tmp_path / "paired")
     assert {"weights/last.pt", "weights/best.pt", "results.csv", "results.png", "args.yaml"} <= plain
     assert paired - plain == {"pairs.png"} and plain <= paired  # pairhook's own plot, nothing of Ultralytics' lost
-    plain_cols, paired_cols = list(read_csv(tmp_path / "plain")[0]), list(read_csv(tmp_path / "paired")[0])
+    plain_cols, paired_cols = list(read_results(tmp_path / "plain")[0]), list(read_results(tmp_path / "paired")[0])
     assert set(paired_cols) - set(plain_cols) == {"train/pair_loss", "val/pair_loss", "train/pair_reached",
                                                   "train/pair_acted", *KEYS}
     assert set(plain_cols) <= set(paired_cols)
@@ -570,10 +565,10 @@ def test_no_code_path_evaluates_or_imports_from_data():
     """Config through yaml.safe_load only; nothing eval'd, exec'd or unpickled; imports only of pairhook's own plugins
     and entry points (which PAIRHOOK_DISABLE_ENTRYPOINTS turns off: tests/test_plugins.py)."""
     forbidden = re.compile(r"\byaml\.(load|unsafe_load|full_load)\(|\beval\(|\bexec\(|\bpickle\.loads?\(|__import__\(")
-    # The one exception: a multi-GPU worker (or a model.tune() trial process) unpickles the file its own launching
-    # process wrote (mkstemp) and named in its environment or command line, and a worker imports the Ultralytics
-    # trainer module named by the launch script. Neither comes from a data or config file.
-    allowed = {("workers.py", "pickle.load("), ("workers.py", "module")}
+    # The exceptions: a multi-GPU rank imports the Ultralytics trainer module named by the launch script, and a
+    # process that receives an installation imports the regularizer functions its launching process named in the
+    # description it wrote (pairhook.handover). Neither comes from a data or config file; nothing is unpickled.
+    allowed = {("ranks.py", "module"), ("handover.py", "module")}
     for src in (Path(pairhook.__file__).parent).rglob("*.py"):
         text = src.read_text()
         for hit in forbidden.finditer(text):

@@ -18,7 +18,7 @@ from pairhook._autograd import RowGrads
 from pairhook.context import PairContext
 from pairhook.criterion import PairhookCriterion
 from pairhook.pairs import PAIRS_KEY
-from pairhook.terms import Terms, parse_regularizers
+from pairhook.terms import LossTerms, parse_regularizers
 
 
 def ctx_with_ties(seed: int, B=3, A=40, C=5, G=6) -> PairContext:
@@ -65,7 +65,7 @@ def detection_case(model: str, seed: int = 0):
 
 def grads(m, batch, img, spec, fast: bool, monkeypatch) -> list[torch.Tensor]:
     """Parameter gradients of one criterion call, with the row-gradient path (``fast``) or plain autograd."""
-    crit = PairhookCriterion(m.init_criterion(), Terms(parse_regularizers(spec)), training=True)
+    crit = PairhookCriterion(m.init_criterion(), LossTerms(parse_regularizers(spec)), training=True)
     calls = []
     add = RowGrads._add
     with monkeypatch.context() as mp:

@@ -281,7 +281,7 @@ def test_pair_feature_trains_the_backbone_not_the_heads():
     from ultralytics.cfg import get_cfg
 
     from pairhook.criterion import PairhookCriterion
-    from pairhook.terms import Terms, parse_regularizers
+    from pairhook.terms import LossTerms, parse_regularizers
 
     model = YOLO("yolov8n.yaml").model
     model.args = get_cfg()
@@ -290,7 +290,8 @@ def test_pair_feature_trains_the_backbone_not_the_heads():
     batch = {"img": torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)),
              "batch_idx": torch.tensor([0., 0, 1, 1]), "cls": torch.ones(4, 1), "bboxes": torch.tensor(boxes * 2),
              "pairhook_pairs": torch.tensor([[0, 0, 1], [1, 0, 1]])}
-    crit = PairhookCriterion(model.init_criterion(), Terms(parse_regularizers({"pair_feature": {"tau": 0.0}})), True)
+    terms = LossTerms(parse_regularizers({"pair_feature": {"tau": 0.0}}))
+    crit = PairhookCriterion(model.init_criterion(), terms, True)
     _, items = crit(model(batch["img"]), batch)
     assert items["pairf_loss"] > 0
     model.zero_grad()

@@ -106,7 +106,7 @@ def test_model_tune_refuses_a_regularizer_defined_in_main(dataset, tmp_path, mon
 
 # The search space and the fitness ---------------------------------------------------------------------------------
 def test_space_forms():
-    from pairhook.tune.space import parse_space
+    from pairhook.tuning.space import parse_space
 
     dims = {d.key: d for d in parse_space({
         "lr0": (0.001, 0.02), "momentum": [0.6, 0.98, 0.3], "close_mosaic": (0, 10),
@@ -125,7 +125,7 @@ def test_space_forms():
 
 def test_space_accepts_ray_tune_domains():
     tune = pytest.importorskip("ray.tune")
-    from pairhook.tune.space import parse_space, to_ray
+    from pairhook.tuning.space import parse_space, to_ray
 
     dims = parse_space({"a": tune.choice([1, 2]), "b": tune.loguniform(1e-4, 1e-1), "c": tune.uniform(0, 1),
                         "d": tune.randint(0, 5), "e": tune.quniform(0, 1, 0.5)})
@@ -138,7 +138,7 @@ def test_space_accepts_ray_tune_domains():
 def test_mutation_stays_inside_the_space_and_moves():
     import random
 
-    from pairhook.tune.space import base_point, mutate, parse_space
+    from pairhook.tuning.space import base_point, mutate, parse_space
 
     dims = parse_space({"lr0": (0.001, 0.02), "close_mosaic": (0, 10), "symmetric_kl.T": {"loguniform": [0.5, 4]},
                         "pair_consistency.tau_high": {"choice": [0.3, 0.5, 0.7]}}, frozenset({"close_mosaic"}))
@@ -158,7 +158,7 @@ def test_mutation_stays_inside_the_space_and_moves():
 def test_fitness_forms():
     import math
 
-    from pairhook.tune.fitness import Fitness
+    from pairhook.tuning.fitness import Fitness
 
     row = {"fitness": 0.4, "pairs/both_detected": 0.5, "val/pair_loss": 2.0, "metrics/mAP50-95(B)": 0.3}
     assert Fitness.parse("fitness")(row) == 0.4
@@ -221,7 +221,7 @@ def trains_with_the_best_config(result, dataset, tmp_path) -> None:
     """best.yaml is a pairhook config: installed from it, the model has the best trial's options."""
     import yaml
 
-    from pairhook.tune import space
+    from pairhook.tuning import space
 
     model = YOLO("yolov8n.yaml")
     handle = pairhook.install(model, config=result.config)
@@ -276,10 +276,10 @@ def test_cli_tune_reads_keys_like_yolo(monkeypatch, tmp_path):
 
     from pairhook.cli import main
 
-    api, seen = importlib.import_module("pairhook.tune.api"), {}
+    api, seen = importlib.import_module("pairhook.tuning.api"), {}
 
     def fake(model, **kwargs):
-        seen.update(kwargs, regularizers=model.callbacks and pairhook.workers.installations_in(model.callbacks)[0])
+        seen.update(kwargs, regularizers=model.callbacks and pairhook.ranks.installations_in(model.callbacks)[0])
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(api, "tune", fake)

@@ -27,6 +27,7 @@ from pairhook.compat.launch import (
     route_trainer,
     unroute_trainer,
 )
+from pairhook.compat.patches import PATCHES, Patch, is_replaced, replace, replaced, restore
 from pairhook.compat.release import (
     MAX_MAJOR_MINOR,
     MIN_VERSION,
@@ -68,7 +69,6 @@ from pairhook.compat.tuner import (
     ray_callback_problem,
     redirect_trials,
     run_ray_tune_problem,
-    train_defaults,
     training_args,
     trial_train_args,
 )
@@ -87,6 +87,7 @@ from pairhook.compat.validation import (
 )
 
 __all__ = [
+    "PATCHES", "Patch", "is_replaced", "replace", "replaced", "restore",
     "BARE_FLAGS", "IOU_THRESHOLDS", "MAX_MAJOR_MINOR", "MIN_VERSION", "OFFLINE_VALUE", "SUPPORTED", "TRIAL_MODULES",
     "TrainerRoute", "TrialSubprocess", "add_epoch_columns", "add_loss_names", "add_metric_keys", "add_terms",
     "align_loss_names", "all_reduce_sum", "assigner_slots", "average_precision", "callbacks_reach_workers",
@@ -97,6 +98,6 @@ __all__ = [
     "merge_equals", "modes", "neck_features", "num_classes", "print_default_cfg", "ray_callback_problem",
     "read_cfg_file", "redirect_trials", "refresh_loader", "remove_epoch_columns", "remove_loss_names",
     "route_trainer", "row_mapper", "run_ray_tune_problem", "settings_command", "shared_scores", "smart_value",
-    "tasks", "train_defaults", "training_args", "trial_train_args", "ultralytics_version", "unhook_validator",
+    "tasks", "training_args", "trial_train_args", "ultralytics_version", "unhook_validator",
     "unroute_trainer", "unwrap", "val_predictions", "val_results", "val_targets", "world_size",
 ]

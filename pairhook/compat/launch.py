@@ -7,6 +7,8 @@ import inspect
 import os
 from typing import Any, Callable
 
+from pairhook.compat.patches import replace, restore
+
 
 @functools.cache
 def callbacks_reach_workers() -> bool:
@@ -20,6 +22,8 @@ def launches_workers(trainer: Any) -> bool:
     """True in the process that will start multi-GPU workers (several devices asked for, not a worker itself)."""
     if "LOCAL_RANK" in os.environ:
         return False
+    if isinstance(getattr(trainer, "ddp", None), bool):  # the trainer recorded its own decision to spawn workers
+        return trainer.ddp
     device = trainer.args.device
     if isinstance(device, str):
         return len([d for d in device.split(",") if d.strip()]) > 1
@@ -39,9 +43,9 @@ class TrainerRoute:
 
 def route_trainer(model: Any, factory: Callable[[type], type]) -> None:
     """Make ``model.train()`` build its trainer from ``factory(default trainer class)``."""
-    model._smart_load = TrainerRoute(model, factory)
+    replace("YOLO", model, "_smart_load", TrainerRoute(model, factory))
 
 
 def unroute_trainer(model: Any) -> None:
     if isinstance(model.__dict__.get("_smart_load"), TrainerRoute):
-        del model.__dict__["_smart_load"]
+        restore("YOLO", model, "_smart_load")

@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from pairhook.compat.patches import replace, restore
+
 MIN_VERSION = (8, 1, 47)
 MAX_MAJOR_MINOR = (8, 4)
 SUPPORTED = "8.1.47 to 8.4.x"
@@ -43,12 +45,12 @@ def local_fonts() -> Iterator[None]:
         return fallback
 
     for m in modules:
-        m.check_font = check_font
+        replace(m.__name__, m, "check_font", check_font)
     try:
         yield
     finally:
         for m, fn in zip(modules, saved):
-            m.check_font = fn
+            restore(m.__name__, m, "check_font", fn)
 
 
 def ultralytics_version() -> str:

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from pairhook.compat.patches import replace, restore
+
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The plain model under DDP, ``torch.compile`` and distillation wrappers."""
@@ -227,7 +229,7 @@ def loaders(trainer: Any) -> list[tuple[Any, str]]:
 
 def refresh_loader(loader: Any, collate_fn: Any) -> None:
     """Give an existing loader a new ``collate_fn`` and, if its workers already started, new workers."""
-    loader.collate_fn = collate_fn
+    replace("loader", loader, "collate_fn", collate_fn)
     if getattr(loader, "iterator", None) is not None and hasattr(loader, "reset"):
         loader.reset()  # releases before 8.4.158 start workers when the loader is built
 
@@ -251,7 +253,8 @@ def add_epoch_columns(trainer: Any, columns: dict[str, float]) -> None:
     """
     validate = trainer.__dict__.get("validate")
     if not isinstance(validate, _ValidateWithColumns):
-        validate = trainer.validate = _ValidateWithColumns(trainer.validate)
+        validate = _ValidateWithColumns(trainer.validate)
+        replace("trainer", trainer, "validate", validate)
     validate.columns = dict(columns)
     if isinstance(getattr(trainer, "metrics", None), dict):
         trainer.metrics.update(columns)
@@ -259,4 +262,4 @@ def add_epoch_columns(trainer: Any, columns: dict[str, float]) -> None:
 
 def remove_epoch_columns(trainer: Any) -> None:
     if isinstance(trainer.__dict__.get("validate"), _ValidateWithColumns):
-        del trainer.validate
+        restore("trainer", trainer, "validate")

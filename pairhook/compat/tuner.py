@@ -21,6 +21,8 @@ import types
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional
 
+from pairhook.compat.patches import replace, restore
+
 TRIAL_MODULES = ("ultralytics.engine.tuner", "ultralytics.engine.trainer")
 
 
@@ -79,7 +81,7 @@ def redirect_trials(launch: Callable[[list[str]], list[str]], env: dict[str, str
     try:
         for module in (tuner, trainer):  # TRIAL_MODULES
             if getattr(module, "subprocess", None) is subprocess:
-                module.subprocess = shim
+                replace(module.__name__, module, "subprocess", shim)
                 patched.append(module)
         if not patched:
             raise RuntimeError("pairhook: this Ultralytics release's tuner does not launch trials the way pairhook "
@@ -87,7 +89,7 @@ def redirect_trials(launch: Callable[[list[str]], list[str]], env: dict[str, str
         yield shim
     finally:
         for module in patched:
-            module.subprocess = subprocess
+            restore(module.__name__, module, "subprocess", subprocess)
 
 
 def trial_train_args(args: Sequence[str]) -> tuple[str, Optional[str], dict[str, Any]]:
@@ -108,13 +110,6 @@ def trial_train_args(args: Sequence[str]) -> tuple[str, Optional[str], dict[str,
     if save_dir:
         kwargs.update(project=os.path.dirname(str(save_dir)), name=os.path.basename(str(save_dir)), exist_ok=True)
     return str(kwargs.pop("model")), kwargs.pop("task", None), kwargs
-
-
-def train_defaults() -> dict[str, Any]:
-    """Ultralytics' default training arguments (``default.yaml``)."""
-    from ultralytics.utils import DEFAULT_CFG_DICT
-
-    return dict(DEFAULT_CFG_DICT)
 
 
 def ignored_arguments(train_args: dict[str, Any]) -> dict[str, str]:

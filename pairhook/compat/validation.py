@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from pairhook.compat.patches import replace, restore
+
 
 def val_predictions(preds: Any) -> list[Any]:
     """A validator's post-NMS predictions as one entry per image (segmentation before 8.4 adds the mask protos)."""
@@ -69,7 +71,7 @@ def hook_validator(validator: Any, on_update: Any, on_stats: Any, on_gather: Any
         if on_printed is not None:
             on_printed()
 
-    validator.print_results = printed
+    replace("validator", validator, "print_results", printed)
 
     def update_metrics(preds: Any, batch: dict[str, Any]) -> None:
         on_update(preds, batch)
@@ -78,7 +80,8 @@ def hook_validator(validator: Any, on_update: Any, on_stats: Any, on_gather: Any
     def get_stats() -> dict[str, Any]:
         return {**stats(), **on_stats()}
 
-    validator.update_metrics, validator.get_stats = update_metrics, get_stats
+    replace("validator", validator, "update_metrics", update_metrics)
+    replace("validator", validator, "get_stats", get_stats)
     gather = getattr(validator, "gather_stats", None)
     if on_gather is not None and gather is not None:
 
@@ -86,12 +89,13 @@ def hook_validator(validator: Any, on_update: Any, on_stats: Any, on_gather: Any
             gather()
             on_gather()
 
-        validator.gather_stats = gather_stats
+        replace("validator", validator, "gather_stats", gather_stats)
 
 
 def unhook_validator(validator: Any) -> None:
     for name in ("update_metrics", "get_stats", "print_results", "gather_stats"):
-        validator.__dict__.pop(name, None)
+        if name in validator.__dict__:
+            restore("validator", validator, name)
 
 
 def default_validator(model: Any) -> Any:

@@ -47,15 +47,16 @@ class PairAttacher:
     """
 
     def __init__(self, pairs: Optional[str], match_iou: float, expects_pairs: bool = False,
-                 strict: bool = False) -> None:
+                 strict: bool = False, pair_file: Optional[PairFile] = None) -> None:
         self.pairs, self.match_iou, self.expects_pairs, self.strict = pairs, match_iou, expects_pairs, strict
-        self.pair_file: Optional[PairFile] = None
+        self.pair_file = pair_file  # the file ``pairs`` names, if the caller has already read it
         self.keys: Optional[ImageKeys] = None
         self.reports: dict[str, MatchReport] = {}
 
     def load(self, path: Path, data: dict[str, Any]) -> PairFile:
-        if self.pair_file is None or self.pair_file.path != path:
-            self.pair_file = load_pair_file(path)
+        if self.pair_file is None or Path(self.pair_file.path) != path:
+            self.pair_file, self.keys = load_pair_file(path), None
+        if self.keys is None:
             log.info(f"read {self.pair_file.num_pairs} pairs on {len(self.pair_file.images)} images from {path}")
             self.keys = ImageKeys(self.pair_file.images, data.get("path"), split_images(data))
             self._report_keys()

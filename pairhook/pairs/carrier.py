@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pairhook import compat
 from pairhook.pairs.file import PairsError
 
 #: Batch key of the ``(P, 3)`` long pair rows added by :class:`PairCarrier`.
@@ -51,8 +52,8 @@ class PairCarrier:
         self.draws = 0
 
     def attach(self, dataset: Any) -> None:
-        dataset.get_image_and_label = self.get_image_and_label
-        dataset.collate_fn = self.collate_fn
+        compat.replace("dataset", dataset, "get_image_and_label", self.get_image_and_label)
+        compat.replace("dataset", dataset, "collate_fn", self.collate_fn)
 
     @staticmethod
     def attached(dataset: Any) -> bool:
@@ -63,7 +64,7 @@ class PairCarrier:
         """Give a dataset its class's own ``get_image_and_label`` and ``collate_fn`` back."""
         for name in ("get_image_and_label", "collate_fn"):
             if isinstance(getattr(getattr(dataset, name, None), "__self__", None), PairCarrier):
-                delattr(dataset, name)
+                compat.restore("dataset", dataset, name)
 
     def get_image_and_label(self, index: int) -> dict[str, Any]:
         label = self.get(index)

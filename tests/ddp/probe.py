@@ -54,7 +54,7 @@ def on_fit_epoch_end(trainer):
 
 def teardown(trainer):
     from pairhook import compat
-    from pairhook.workers import installations_in
+    from pairhook.ranks import installations_in
 
     model = compat.unwrap(trainer.model)
     RECORD.update(rank=rank(), world_size=trainer.world_size, criterion=type(model.criterion).__name__,

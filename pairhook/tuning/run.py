@@ -9,15 +9,15 @@ is left out.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from pairhook import compat
-from pairhook.tune import space
-from pairhook.tune.fitness import Fitness
+from pairhook import compat, handover
+from pairhook.results import number
+from pairhook.tuning import space
+from pairhook.tuning.fitness import Fitness
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class TrialJob:
         model: the model file or name each trial starts from (``YOLO(model)``), absolute if it is a file.
         task: the model's task.
         train_args: fixed training arguments (``data`` included, absolute if a file).
-        settings: ``install()`` arguments of the base installation (:meth:`pairhook.Installation.settings`).
+        description: the base installation as :func:`pairhook.handover.describe` writes it.
         fitness: the objective.
         project: the directory the trials' runs go to.
     """
@@ -36,7 +36,7 @@ class TrialJob:
     model: str
     task: Optional[str]
     train_args: dict[str, Any]
-    settings: dict[str, Any]
+    description: dict[str, Any]
     fitness: Fitness
     project: str
     loss_names: tuple[str, ...] = ()
@@ -53,13 +53,6 @@ class TrialOutcome:
     @property
     def last(self) -> dict[str, float]:
         return self.rows[-1] if self.rows else {}
-
-
-def number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 class EpochRows:
@@ -85,16 +78,14 @@ class EpochRows:
 
 def run_trial(job: TrialJob, params: dict[str, Any], name: str,
               report: Optional[Callable[[dict[str, float]], None]] = None) -> TrialOutcome:
-    """Train one trial in this process: ``YOLO(job.model)`` with pairhook installed from ``job.settings`` and the
-    trial's regularizer options, trained with ``job.train_args`` and the trial's training arguments into
+    """Train one trial in this process: ``YOLO(job.model)`` with pairhook installed as ``job.description`` says,
+    with the trial's regularizer options, trained with ``job.train_args`` and the trial's training arguments into
     ``job.project/name``. With ``report``, Ultralytics' own Ray Tune reporting is left out (each row is reported)."""
     from ultralytics import YOLO
 
-    from pairhook.installation import install
-
     train, options = space.split(params)
     model = YOLO(job.model, task=job.task)
-    install(model, **space.with_options(job.settings, options))
+    handover.install_on(model, space.with_options(job.description, options))
     rows = EpochRows(job.fitness, report)
     if report is not None:
         model.add_callback("on_pretrain_routine_end", compat.drop_ray_callback)

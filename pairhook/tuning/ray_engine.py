@@ -1,6 +1,6 @@
 """The Ray Tune engine (``pip install "pairhook[tune]"``): the same trials, on one machine or a Ray cluster.
 
-Each trial is a Ray Tune function trainable (:func:`pairhook.tune.run.ray_trial`) that installs pairhook in its
+Each trial is a Ray Tune function trainable (:func:`pairhook.tuning.run.ray_trial`) that installs pairhook in its
 worker and reports every epoch's row (training terms, validation losses, pair metrics, Ultralytics' ``fitness``,
 ``objective``) with ``ray.tune.report``; the scheduler (ASHA by default, ``time_attr="epoch"``) stops trials on
 ``objective``. The first trial is the current arguments and options, as with the local engine; the others are
@@ -17,11 +17,10 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from pairhook import log
-from pairhook.tune import space
-from pairhook.tune.builtin import importable_env
-from pairhook.tune.results import TrialRecord
-from pairhook.tune.run import TrialJob, ray_trial
+from pairhook import handover, log
+from pairhook.tuning import space
+from pairhook.tuning.results import TrialRecord
+from pairhook.tuning.run import TrialJob, ray_trial
 
 #: Environment the trials need on every node: Ultralytics' offline switches and config dir, pairhook's path.
 FORWARD_ENV = ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR", "ULTRALYTICS_SKIP_REQUIREMENTS_CHECKS",
@@ -47,7 +46,7 @@ def run_ray(job: TrialJob, dims: list[space.Dim], base: dict[str, Any], iteratio
     started = not ray.is_initialized()
     if started:
         env = {k: os.environ[k] for k in FORWARD_ENV if k in os.environ}
-        env.update(importable_env())
+        env.update(handover.importable_env())
         ray.init(**{"address": address, "include_dashboard": False, "runtime_env": {"env_vars": env},
                     **(ray_init or {})})
     try:

@@ -18,7 +18,7 @@ from pairhook.val_metrics import PairValidation, attach
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What :func:`evaluation` returns: the metrics of :func:`evaluate` and the folder the validator saved to (where
+    """What :func:`run_evaluation` returns: the metrics of :func:`evaluate` and the folder the validator saved to (where
     ``model.val()`` saves: ``project``/``name``, else Ultralytics' ``runs_dir``/task/val)."""
 
     metrics: dict[str, float]
@@ -48,11 +48,11 @@ def evaluate(model: Any, data: Union[str, Path], pairs: Optional[Union[str, Path
     Raises:
         ValueError: no pair file given or named by the data YAML; PairsError: a malformed pair file.
     """
-    return evaluation(model, data, pairs, match_iou=match_iou, pair_iou=pair_iou, pair_conf=pair_conf,
+    return run_evaluation(model, data, pairs, match_iou=match_iou, pair_iou=pair_iou, pair_conf=pair_conf,
                       **val_kwargs).metrics
 
 
-def evaluation(model: Any, data: Union[str, Path], pairs: Optional[Union[str, Path]] = None, *,
+def run_evaluation(model: Any, data: Union[str, Path], pairs: Optional[Union[str, Path]] = None, *,
                match_iou: float = 0.5, pair_iou: float = IOU, pair_conf: float = CONF, **val_kwargs: Any
                ) -> Evaluation:
     """:func:`evaluate`, also returning where the validator saved its files (``pairhook evaluate`` prints it).
@@ -61,16 +61,19 @@ def evaluation(model: Any, data: Union[str, Path], pairs: Optional[Union[str, Pa
 
     task = val_kwargs.pop("task", None)
     yolo = model if hasattr(model, "val") else YOLO(str(model), task=task)
+    pair_file = None
     if pairs is not None:
-        load_pair_file(pairs)  # fail before the model runs
+        pairs = Path(pairs).resolve()
+        pair_file = load_pair_file(pairs)  # fail before the model runs
     elif Path(data).is_file() and not (yaml.safe_load(Path(data).read_text()) or {}).get("pairs"):
         raise ValueError(f"no pairs for {data}: pass pairs=... or add a 'pairs:' key to the data YAML")
-    attacher = PairAttacher(str(pairs) if pairs is not None else None, match_iou)
+    attacher = PairAttacher(str(pairs) if pairs is not None else None, match_iou, pair_file=pair_file)
     made: list[tuple[Any, PairValidation]] = []
 
     def make_validator(**kwargs: Any) -> Any:
         validator = compat.default_validator(yolo)(**kwargs)
-        validator.build_dataset = DatasetBuilder(validator.build_dataset, attacher, validator)
+        compat.replace("validator", validator, "build_dataset", DatasetBuilder(validator.build_dataset, attacher,
+                                                                               validator))
         made.append((validator, attach(validator, pair_iou, pair_conf)))
         return validator
 

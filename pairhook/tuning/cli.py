@@ -62,7 +62,7 @@ def cmd_tune(model: str, data: str, space: Union[str, dict], pairs: Optional[str
     from ultralytics import YOLO
 
     from pairhook.installation import install
-    from pairhook.tune.api import tune
+    from pairhook.tuning.api import tune
 
     yolo = YOLO(model)
     install(yolo, pairs=pairs, regularizers=regularizers, config=config)

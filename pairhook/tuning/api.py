@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from pairhook import compat, log, workers
+from pairhook import compat, handover, log
+from pairhook.installation import installations_in
 from pairhook.terms import parse_regularizers
-from pairhook.tune import space as spaces
-from pairhook.tune.fitness import Fitness, FitnessSpec
-from pairhook.tune.results import TrialRecord, TuneResult, write_results
-from pairhook.tune.run import TrialJob
+from pairhook.tuning import space as spaces
+from pairhook.tuning.fitness import Fitness, FitnessSpec
+from pairhook.tuning.results import TrialRecord, TuneResult, write_results
+from pairhook.tuning.run import TrialJob
 
 ENGINES = ("local", "ray")
 
@@ -46,20 +47,20 @@ def tune(
             the same regularizers, pairs and settings, with the trial's options.
         data: the dataset YAML.
         space: ``{key: range, choices or value}``; keys are training arguments (``lr0``) or regularizer options
-            (``pair_consistency.weight``); see :mod:`pairhook.tune.space` for the forms.
+            (``pair_consistency.weight``); see :mod:`pairhook.tuning.space` for the forms.
         engine: ``"local"`` (Ultralytics' tuner's evolution, in this process) or ``"ray"`` (Ray Tune).
         iterations: number of trials.
         fitness: what to maximise: ``"fitness"`` (Ultralytics'), a metric such as ``"pairs/both_detected"``, or a
-            weighted sum (:mod:`pairhook.tune.fitness`), on the last epoch of each trial.
+            weighted sum (:mod:`pairhook.tuning.fitness`), on the last epoch of each trial.
         out: directory for the trials and results (default ``runs/tune``, numbered if it exists).
         search_seed: seed of the search (``seed=`` is Ultralytics' training seed, like every training argument).
         keep_weights: local engine: keep every trial's weights (default: only the best trial's).
         address, grace_period, cpus_per_trial, gpus_per_trial, max_concurrent, search_alg, scheduler, ray_init:
-            Ray engine options (:func:`pairhook.tune.ray_engine.run_ray`).
+            Ray engine options (:func:`pairhook.tuning.ray_engine.run_ray`).
         **train_args: fixed training arguments for every trial (``epochs``, ``imgsz``, ...).
 
     Returns:
-        The :class:`~pairhook.tune.results.TuneResult`; its ``config`` (``best.yaml``) is a pairhook config that
+        The :class:`~pairhook.tuning.results.TuneResult`; its ``config`` (``best.yaml``) is a pairhook config that
         ``pairhook train config=...`` takes, its ``hyperparameters`` a ``cfg=`` file with the best arguments.
 
     Raises:
@@ -75,28 +76,30 @@ def tune(
         if key in train_args:
             raise ValueError(f"{key}= is set per trial by pairhook.tune; use out= for the search's directory")
     objective = Fitness.parse(fitness)
-    defaults = {**compat.train_defaults(), **train_args}
+    defaults = {**compat.cfg_defaults(), **train_args}
     dims = spaces.parse_space(space, compat.int_keys())
     settings = installation.settings()
     _check(dims, defaults, settings)
     if engine == "ray":
-        _check_ray(installation, train_args)
+        _check_ray(train_args)
+    description = _describe(installation, engine)
     out = _out_dir(out)
     job = TrialJob(_source(model), getattr(model, "task", None), {**train_args, "data": _absolute(data),
-                   "epochs": int(defaults["epochs"])}, settings, objective, str(out), tuple(installation.loss_names))
+                   "epochs": int(defaults["epochs"])}, description, objective, str(out),
+                   tuple(installation.loss_names))
     base = spaces.base_point(dims, {**defaults, **_options(settings, installation)})
     log.info(f"tune: {iterations} trials, engine {engine}, objective {objective}, results in {out}")
     start = time.monotonic()
     grid = None
     if engine == "local":
-        from pairhook.tune.local import run_local
+        from pairhook.tuning.local import run_local
 
         def progress(trials: list[TrialRecord]) -> None:
             write_results(out, trials, settings, str(objective), engine, job.train_args)
 
         trials = run_local(job, dims, base, iterations, seed=search_seed, keep_weights=keep_weights, on_trial=progress)
     else:
-        from pairhook.tune.ray_engine import run_ray
+        from pairhook.tuning.ray_engine import run_ray
 
         trials, grid = run_ray(job, dims, base, iterations, address=address, grace_period=grace_period,
                                cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
@@ -108,7 +111,7 @@ def tune(
 
 
 def _installation(model: Any) -> Any:
-    found = workers.installations_in(getattr(model, "callbacks", {}))
+    found = installations_in(getattr(model, "callbacks", {}))
     if not found:
         raise ValueError("pairhook.tune needs a YOLO model with pairhook installed: call pairhook.install(model, ...) "
                          "first; every trial installs the same regularizers, pairs and settings")
@@ -167,18 +170,24 @@ def _check(dims: list[spaces.Dim], defaults: dict[str, Any], settings: dict[str,
                                     name: {**settings["regularizers"][name], option: value}})
 
 
-def _check_ray(installation: Any, train_args: dict[str, Any]) -> None:
-    """Ray workers install pairhook themselves: they need every regularizer from a built-in or an entry point."""
+def _describe(installation: Any, engine: str) -> dict[str, Any]:
+    """The installation each trial installs (:mod:`pairhook.handover`). Ray workers install it in other processes:
+    every regularizer registered in this process only must be importable there by name."""
+    try:
+        return handover.describe(installation, strict=engine == "ray")
+    except handover.Unnameable as e:
+        raise RuntimeError(f"pairhook.tune(engine='ray'): {e} is registered in this process only, so Ray workers "
+                           "cannot install it; define it at module level in an importable module, publish it through "
+                           "an entry point (see the README's plugin section) or use engine='local'") from e
+
+
+def _check_ray(train_args: dict[str, Any]) -> None:
+    """Ray Tune is installed, and the trials validate every epoch (the scheduler's input)."""
     try:
         import ray  # noqa: F401
         from ray import tune  # noqa: F401
     except ImportError as e:
         raise RuntimeError(f'pairhook.tune(engine="ray") needs Ray Tune: pip install "pairhook[tune]" ({e})') from e
-    local = [r.label for r in installation.active if r.source == "in-process"]
-    if local:
-        raise RuntimeError(f"pairhook.tune(engine='ray'): {', '.join(local)} is registered in this process only, so "
-                           "Ray workers cannot install it; publish it through an entry point (see the README's "
-                           "plugin section) or use engine='local'")
     if train_args.get("val") is False:
         raise ValueError("pairhook.tune(engine='ray') feeds the scheduler every epoch's validation; drop val=False")
 

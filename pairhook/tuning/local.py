@@ -1,7 +1,7 @@
 """The local engine: Ultralytics' tuner's evolution, in this process, no extra dependency.
 
 Trial 1 trains the current arguments and options (each kept inside its dimension); every later trial mutates one of
-the best trials so far (:func:`pairhook.tune.space.mutate`). Trials run one after another in this process, each a
+the best trials so far (:func:`pairhook.tuning.space.mutate`). Trials run one after another in this process, each a
 fresh model with pairhook installed, into ``<out>/trial<N>``. A trial that raises stops the search (the trials so far
 are kept in ``trials.csv``): every trial trains what was asked, or the search says why not.
 """
@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pairhook import log
-from pairhook.tune import space
-from pairhook.tune.fitness import rank_key
-from pairhook.tune.results import TrialRecord, best_of
-from pairhook.tune.run import TrialJob, run_trial
+from pairhook.tuning import space
+from pairhook.tuning.fitness import rank_key
+from pairhook.tuning.results import TrialRecord, best_of
+from pairhook.tuning.run import TrialJob, run_trial
 
 
 def run_local(job: TrialJob, dims: list[space.Dim], base: dict[str, Any], iterations: int, *, seed: int = 0,

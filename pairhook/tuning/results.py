@@ -20,8 +20,8 @@ from typing import Any, Optional
 import yaml
 
 from pairhook.tables import format_table
-from pairhook.tune import space
-from pairhook.tune.fitness import rank_key
+from pairhook.tuning import space
+from pairhook.tuning.fitness import rank_key
 
 CONFIG, HYPERPARAMETERS, TRIALS = "best.yaml", "best_hyperparameters.yaml", "trials.csv"
 
