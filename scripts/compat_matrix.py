@@ -3,7 +3,7 @@
 
 Each release is installed with ``pip install --no-deps --target`` into a cache folder next to the base environment,
 together with the extra packages its row names, and put first on ``PYTHONPATH`` for one pytest run. Prints a line
-per row as it finishes and a Markdown table at the end (the README's table comes from it); exits 1 if a row fails.
+per row as it finishes and a Markdown table at the end (the table in docs/ultralytics-versions.md comes from it); exits 1 if a row fails.
 
     python scripts/compat_matrix.py                    # every row
     python scripts/compat_matrix.py only=8.1.47,8.4.0  # some rows
