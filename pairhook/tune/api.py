@@ -177,8 +177,8 @@ def _check_ray(installation: Any, train_args: dict[str, Any]) -> None:
     local = [r.label for r in installation.active if r.source == "in-process"]
     if local:
         raise RuntimeError(f"pairhook.tune(engine='ray'): {', '.join(local)} is registered in this process only, so "
-                           "Ray workers cannot install it; publish it through an entry point (see the README's "
-                           "plugin section) or use engine='local'")
+                           "Ray workers cannot install it; publish it through an entry point (see "
+                           "docs/writing-a-regularizer.md) or use engine='local'")
     if train_args.get("val") is False:
         raise ValueError("pairhook.tune(engine='ray') feeds the scheduler every epoch's validation; drop val=False")
 
