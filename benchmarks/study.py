@@ -1,4 +1,4 @@
-"""The effect study: which pair term finds the hard view more often without costing mAP? (README, Effect study)
+"""The effect study: which pair term finds the hard view more often without costing mAP? (docs/effect-study.md)
 
 On the inspection benchmark (the demo's dataset: the lower view blurred, low-contrast and noisy), yolov8n from
 scratch with the demo's training settings, validation only at the last epoch (``val=False``):
@@ -42,7 +42,7 @@ from pairhook.machine import load_average, spawn_pool  # noqa: E402
 from pairhook.results import last_results  # noqa: E402
 
 BASELINE = "baseline"
-#: The earlier study's tuned setting, diagnosed here (README: it cost 0.1 mAP50-95).
+#: The earlier study's tuned setting, diagnosed here (docs/effect-study.md: it cost 0.1 mAP50-95).
 DIAGNOSED = {"pair_consistency tuned": {"pair_consistency": {"weight": 8.0, "tau_high": 0.3}}}
 #: Confirmed beside the tuned candidates: what ``install(model)`` trains today (its defaults).
 DEFAULT = {"pair_consistency default": "pair_consistency"}

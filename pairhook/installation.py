@@ -207,7 +207,7 @@ def install(
 
     Args:
         model: the ``YOLO`` instance. Only callbacks on this instance are registered.
-        pairs: path of a pair file (see the README). Without one, the dataset YAML's ``pairs:`` key is used if present.
+        pairs: a pair file (docs/pair-file.md). Without one, the dataset YAML's ``pairs:`` key is used if present.
         regularizers: a name, comma-separated names, a list of names, or ``{name: {"weight": w, **options}}``;
             ``None`` for none. Default: the config's, else ``"pair_consistency"``.
         config: a YAML file with the keys ``regularizers``, ``pairs``, ``match_iou``, ``strict_pairs``; an argument

@@ -8,4 +8,4 @@ PY=${PYTHON:-python3}
 if ! .venv/bin/python -c "import torch, torchvision" 2>/dev/null; then
   .venv/bin/pip install --disable-pip-version-check -q torch==2.14.1 torchvision==0.29.1
 fi
-.venv/bin/pip install --disable-pip-version-check -q -e ".[test,tune]"  # tune: Ray Tune, so its tests run too
+.venv/bin/pip install --disable-pip-version-check -q -e ".[test,tune,docs]"  # tune: Ray Tune, so its tests run too; docs: the site

@@ -1,5 +1,5 @@
-"""The README's benchmark scripts run against the installed Ultralytics, and the per-pair loop they time the
-vectorized term against computes the same value and gradient (the scripts assert it) at the benchmark's scale."""
+"""The benchmark scripts of docs/benchmarks.md run against the installed Ultralytics, and the per-pair loop they time
+the vectorized term against computes the same value and gradient (the scripts assert it) at the benchmark's scale."""
 
 from __future__ import annotations
 

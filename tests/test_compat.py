@@ -52,8 +52,14 @@ sys.meta_path.insert(0, Block())
 
 
 def test_release_under_test():
-    """The matrix runner says which release it installed; make sure that is the one imported."""
+    """The matrix runner says which releases it installed (Ultralytics, and torch on a torch row); make sure those
+    are the ones imported."""
     assert ultralytics.__version__ == os.environ.get("PAIRHOOK_EXPECT_ULTRALYTICS", ultralytics.__version__)
+    expected_torch = os.environ.get("PAIRHOOK_EXPECT_TORCH")
+    if expected_torch:
+        import torch
+
+        assert torch.__version__.split("+")[0] == expected_torch, (torch.__version__, torch.__file__)
 
 
 def task_dataset(det: Path, task: str, root: Path) -> Path:

@@ -28,8 +28,8 @@ pytestmark = [pytest.mark.dist, pytest.mark.skipif(not DIST_PYTHON, reason="run 
 def fresh(args: list[str], cwd: Path, **extra: str) -> str:
     """Run a command of the fresh environment (its bin first on PATH), which cannot see this checkout, offline."""
     bin_dir = str(Path(DIST_PYTHON).parent)
-    # PAIRHOOK_REQUIRE_TUNE (set by .ci/run) asks for Ray, which the fresh environment has not installed
-    dropped = (*CLEARED, "PYTHONPATH", "VIRTUAL_ENV", "PAIRHOOK_REQUIRE_TUNE")
+    # PAIRHOOK_REQUIRE_TUNE and _DOCS (set by .ci/run) ask for Ray and MkDocs, which the fresh environment has not
+    dropped = (*CLEARED, "PYTHONPATH", "VIRTUAL_ENV", "PAIRHOOK_REQUIRE_TUNE", "PAIRHOOK_REQUIRE_DOCS")
     env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(PATH=os.pathsep.join([bin_dir, env.get("PATH", "")]), HOME=str(cwd.parent / "home"),
                PAIRHOOK_OFFLINE="1", **extra)

@@ -97,3 +97,31 @@ def test_readme_images_and_links_work_on_a_package_index():
 def test_readme_has_no_hand_written_test_counts():
     """A count such as "254 passed" goes stale with the next test; the CI prints the real one."""
     assert not re.findall(r"\d+ passed", README)
+
+
+def test_readme_is_short_and_points_into_the_docs():
+    """The README is a front page (at most 200 lines); the rest lives in docs/, and every page there is linked."""
+    assert len(README.splitlines()) <= 200
+    source = PROJECT["urls"]["Source"].rstrip("/")
+    for page in ("getting-started", "writing-a-regularizer", "effect-study", "reference", "faq"):
+        assert f"{source}/blob/main/docs/{page}.md" in README, page
+
+
+def test_ci_runs_the_readme_test_command():
+    commands = re.findall(r"```bash\n(.*?)```", README, re.S)
+    test_command = next(c.strip() for c in commands if "pytest" in c)
+    assert test_command == "./scripts/setup.sh && .venv/bin/python -m pytest"
+    assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_changelog_release_matches_the_version():
+    """pairhook.__version__ (pyproject reads it) is the newest release section of the CHANGELOG, below the
+    [Unreleased] heading kept for ongoing work."""
+    init = (ROOT / "pairhook" / "__init__.py").read_text()
+    version = re.search(r'^__version__ = "([^"]+)"$', init, re.M).group(1)
+    headings = re.findall(r"^## \[([^\]]+)\](.*)$", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert headings[0][0] == "Unreleased", headings[:2]
+    released, rest = headings[1]
+    assert released == version, f"CHANGELOG's newest release is {released}, pairhook.__version__ is {version}"
+    assert re.fullmatch(r" - \d{4}-\d{2}-\d{2}", rest), f"## [{released}] needs ' - YYYY-MM-DD'"
+    assert "0.1.0" in [v for v, _ in headings]

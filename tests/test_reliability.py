@@ -1,6 +1,6 @@
 """Reliability: bad inputs fail early and clearly, bad numbers never reach the weights, nothing of the run is lost.
 
-Each test names the README "What happens when" row it backs.
+Each test names the "What happens when" row (docs/what-happens-when.md) it backs.
 """
 
 from __future__ import annotations

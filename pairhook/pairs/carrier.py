@@ -1,7 +1,7 @@
 """The carrier: a per-instance tag that survives Ultralytics' augmentation, decoded into pair rows per batch.
 
 The carrier is the ``(N, 1)`` float ``cls`` array, the one per-instance field every transform keeps aligned with
-its box (mosaic, random perspective, flips, mixup, copy-paste; see the README). When a paired image is loaded, its
+its box (mosaic, random perspective, flips, mixup, copy-paste; docs/augmentation.md). When a paired image is loaded, its
 paired rows get ``cls + nc * tag``; the collate step splits ``cls`` back into the original class and the tag, and
 turns tags into ``(image, gt_a, gt_b)`` rows. Ultralytics' loss, metrics and plots only ever see original classes.
 

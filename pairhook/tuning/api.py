@@ -55,8 +55,14 @@ def tune(
         out: directory for the trials and results (default ``runs/tune``, numbered if it exists).
         search_seed: seed of the search (``seed=`` is Ultralytics' training seed, like every training argument).
         keep_weights: local engine: keep every trial's weights (default: only the best trial's).
-        address, grace_period, cpus_per_trial, gpus_per_trial, max_concurrent, search_alg, scheduler, ray_init:
-            Ray engine options (:func:`pairhook.tuning.ray_engine.run_ray`).
+        address: Ray engine: the cluster to join (default: a local one).
+        grace_period: Ray engine: epochs before the scheduler may stop a trial.
+        cpus_per_trial: Ray engine: CPUs per trial.
+        gpus_per_trial: Ray engine: GPUs per trial.
+        max_concurrent: Ray engine: trials at once.
+        search_alg: Ray engine: a Ray Tune search algorithm (default: random search).
+        scheduler: Ray engine: "asha" (the default), None (every trial runs all epochs) or a Ray Tune scheduler.
+        ray_init: Ray engine: keyword arguments of ``ray.init`` (see :func:`pairhook.tuning.ray_engine.run_ray`).
         **train_args: fixed training arguments for every trial (``epochs``, ``imgsz``, ...).
 
     Returns:
@@ -178,7 +184,7 @@ def _describe(installation: Any, engine: str) -> dict[str, Any]:
     except handover.Unnameable as e:
         raise RuntimeError(f"pairhook.tune(engine='ray'): {e} is registered in this process only, so Ray workers "
                            "cannot install it; define it at module level in an importable module, publish it through "
-                           "an entry point (see the README's plugin section) or use engine='local'") from e
+                           "an entry point (see docs/writing-a-regularizer.md) or use engine='local'") from e
 
 
 def _check_ray(train_args: dict[str, Any]) -> None:
